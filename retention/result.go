@@ -1,0 +1,98 @@
+package retention
+
+import (
+	"mime"
+	"strings"
+	"time"
+
+	"github.com/mailkeep/mailkeep/mboxscan"
+	"github.com/mailkeep/mailkeep/retention/mboxlock"
+)
+
+// Options tune a prune run. Policy is required; the rest may be zero.
+type Options struct {
+	Policy Policy
+	// Now is the instant the policy's age counts back from; zero means
+	// time.Now(). Time stamps written to files always use the real clock.
+	Now time.Time
+	// DryRun makes the same choice and writes nothing: no lock file, no
+	// temporary file, no unlink.
+	DryRun bool
+	// List fills Result.Removed.
+	List bool
+	// Lock says which locks to take on an mbox and for how long to try;
+	// zero Kinds means mboxlock.DefaultKinds.
+	Lock mboxlock.Options
+	// CheckOwner refuses an mbox whose owner is not ExpectUID, the owner
+	// the caller's scan saw: someone swapped the file in between.
+	CheckOwner bool
+	ExpectUID  int
+	// CleanTmp also removes Maildir tmp/ files whose ctime is older than
+	// 36 hours (the Maildir convention for abandoned deliveries).
+	CleanTmp bool
+}
+
+func (o Options) now() time.Time {
+	if o.Now.IsZero() {
+		return time.Now()
+	}
+	return o.Now
+}
+
+// Result is what a prune did (or, in a dry run, would do) to one mailbox.
+type Result struct {
+	Path   string
+	Format mboxscan.Format
+
+	MessagesBefore  int   // not counting the pseudo-message
+	MessagesRemoved int   //
+	BytesBefore     int64 // mbox: file size; Maildir: sum of message sizes
+	BytesRemoved    int64
+	KeptUndated     int // kept because they have no usable date
+
+	// Removed lists the removed messages when Options.List is set.
+	Removed []Removed
+	// Notes tell what else happened: stale temporary files removed, bytes
+	// carried over from a writer that appended to the replaced file,
+	// Maildir tmp/ files cleaned.
+	Notes []string
+}
+
+// Removed describes one removed message for --list.
+type Removed struct {
+	MessageID string
+	Date      time.Time // of the policy's date kind
+	Bytes     int64
+	From      string // RFC 2047 decoded
+	Subject   string // RFC 2047 decoded
+}
+
+// wordDecoder decodes RFC 2047 encoded words. The standard library knows
+// UTF-8, US-ASCII and ISO-8859-1; words in other charsets are left encoded.
+// TODO: set CharsetReader to go-message's charset.Reader (ISO-2022-JP,
+// windows-125x, ...) once golang.org/x/text is in go.sum.
+var wordDecoder = &mime.WordDecoder{}
+
+// decodeHeader decodes encoded words in a raw header value; on a malformed
+// word it returns the raw value rather than nothing.
+func decodeHeader(s string) string {
+	s = strings.TrimSpace(s)
+	if !strings.Contains(s, "=?") {
+		return s
+	}
+	d, err := wordDecoder.DecodeHeader(s)
+	if err != nil {
+		return s
+	}
+	return d
+}
+
+func removedEntry(m *mboxscan.Message, p Policy) Removed {
+	return Removed{
+		MessageID: strings.TrimSpace(m.Header.MessageID),
+		Date:      m.Date(p.dateKind()),
+		Bytes:     m.Size(),
+		From:      decodeHeader(m.Header.From),
+		Subject:   decodeHeader(m.Header.Subject),
+	}
+}
