@@ -128,7 +128,7 @@ func tryDotlock(lockPath string, o *Options) (*dotlock, *BusyError, error) {
 		}
 	}
 	if busy == nil {
-		busy = &BusyError{Kind: Dotlock, Path: lockPath, Detail: "it keeps changing"}
+		busy = &BusyError{Kind: Dotlock, Path: lockPath, Detail: "it kept changing while we looked"}
 	}
 	return nil, busy, nil
 }

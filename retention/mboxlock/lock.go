@@ -72,7 +72,7 @@ func (e *BusyError) Error() string {
 		s += " by another process"
 	}
 	if e.Detail != "" {
-		s += " " + e.Detail
+		s += " (" + e.Detail + ")"
 	}
 	return s
 }
