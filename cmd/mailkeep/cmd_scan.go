@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/mailkeep/mailkeep/mboxscan"
+	"github.com/mailkeep/mailkeep/report"
+)
+
+// ScanOptions are the flags of scan.
+type ScanOptions struct {
+	Format report.Format
+	LimitOptions
+	Large sizeValue
+	Jobs  int
+}
+
+// AddFlags adds scan's flags to f.
+func (o *ScanOptions) AddFlags(f *pflag.FlagSet) {
+	f.Var(newFormatValue(&o.Format, report.FormatTable, report.Formats...), "format",
+		"output format: table, json or csv (prometheus is not supported yet)")
+	o.LimitOptions.AddFlags(f)
+	o.Large = 10_000_000
+	f.Var(&o.Large, "large", "count messages bigger than this as large"+sizeHelp)
+	o.addJobsFlag(f)
+}
+
+func (o *ScanOptions) addJobsFlag(f *pflag.FlagSet) {
+	f.IntVar(&o.Jobs, "jobs", 0, "scan `N` mailboxes at once (default: the number of CPUs)")
+}
+
+func (o *ScanOptions) validate() error {
+	if o.Format == report.FormatPrometheus {
+		return usageErrorf("--format prometheus is not supported yet").withHint("use --format json or --format csv")
+	}
+	if err := o.LimitOptions.validate(); err != nil {
+		return err
+	}
+	if o.Large <= 0 {
+		return usageErrorf("--large must be above 0").withHint("give a size such as --large 10MB")
+	}
+	if o.Jobs < 0 {
+		return usageErrorf("--jobs %d: must be at least 1", o.Jobs).withHint("leave --jobs out to scan as many mailboxes at once as there are CPUs")
+	}
+	return nil
+}
+
+// scannerOptions returns the options for mboxscan.Scan.
+func (o *ScanOptions) scannerOptions() mboxscan.Options {
+	opts := mboxscan.Options{Large: int64(o.Large), Jobs: o.Jobs}
+	if opts.Jobs == 0 {
+		opts.Jobs = runtime.NumCPU()
+	}
+	o.LimitOptions.apply(&opts)
+	return opts
+}
+
+func newScanCommand(g *globalOptions) *cobra.Command {
+	var opts ScanOptions
+	cmd := &cobra.Command{
+		Use:   "scan [PATH...]",
+		Short: "Measure mailboxes and report their size against the limit",
+		Long: `Scan measures every mailbox under the PATHs and reports, fullest first, its
+size against the limit: messages, oldest and newest received dates, the
+largest message, messages over --large, and bounces.
+
+A PATH is an mbox file, a Maildir, or a directory holding mailboxes, searched
+recursively. With no PATH, /var/mail is scanned. A Maildir++ folder (.Trash,
+.Sent …) is its own row; a Maildir's level is computed on the whole store,
+against its maildirsize quota when one is set, else against --limit.
+
+Scan is read-only: it changes no byte, flag, time stamp or file name.
+
+Formats (--format):
+  table  on a terminal, aligned columns with a header, then skipped files,
+         problems and totals; when piped, tab-separated rows only (level
+         ok|warn|crit, USED% as a number, sizes in bytes), with skipped files
+         and problems as warnings on stderr
+  json   the document described in the CLI contract, on stdout
+  csv    a header row, then the JSON fields of each mailbox; skipped files
+         are warnings on stderr
+
+SIZE takes forms like 2GiB, 1.5GB, 10MB or 500000. GB and MB are powers of
+ten (1GB = 10^9 bytes); GiB and MiB powers of two (1GiB = 2^30 bytes).
+
+Progress is shown on stderr when it is a terminal.
+
+EXIT STATUS
+  0    the scan completed; mailboxes at warn or crit level are reported, not
+       failures, and files that are not mailboxes are listed as skipped
+  1    a PATH could not be scanned (it does not exist, or reading it failed);
+       a missing PATH is listed as skipped, and the rest is reported
+  2    usage error
+  130  interrupted`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runScan(cmd.Context(), opts, *g, cmd.OutOrStdout(), cmd.ErrOrStderr(), args)
+		},
+	}
+	opts.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func runScan(ctx context.Context, opts ScanOptions, g globalOptions, stdout, stderr io.Writer, args []string) error {
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	roots := args
+	if len(roots) == 0 {
+		roots = g.defaultRoots()
+	}
+	res, scanErr := scanRoots(ctx, g, stderr, roots, opts.scannerOptions())
+	if err := ctx.Err(); err != nil {
+		// An interrupted scan is incomplete: report nothing.
+		return fmt.Errorf("scan: %w", err)
+	}
+	if res == nil {
+		return scanErr
+	}
+	tty := g.stdoutTTY && opts.Format == report.FormatTable
+	err := report.Scan(stdout, res, report.ScanOptions{Format: opts.Format, TTY: tty, Now: g.clock()})
+	if err != nil {
+		return errors.Join(fmt.Errorf("write report: %w", err), scanErr)
+	}
+	// What the format cannot carry goes to stderr.
+	if opts.Format != report.FormatJSON && !tty {
+		for _, s := range res.Skipped {
+			warnf(stderr, "skipped %s: %s", report.Printable(s.Path), report.Printable(s.Reason))
+		}
+	}
+	if opts.Format == report.FormatTable && !tty {
+		for _, m := range res.Mailboxes {
+			for _, p := range m.Problems {
+				warnf(stderr, "%s: %s", report.Printable(m.Path), report.Printable(p))
+			}
+		}
+	}
+	return scanErr
+}
+
+// scanRoots scans the roots that exist and lists the others as skipped,
+// with an error for each: a root the operator named (or configured) that
+// is missing is a failure, unlike a stray file under it. It returns a nil
+// result only when the scanner failed without one. Progress is drawn on
+// stderr when it is a terminal.
+func scanRoots(ctx context.Context, g globalOptions, stderr io.Writer, roots []string, opts mboxscan.Options) (*mboxscan.Result, error) {
+	var (
+		errs    []error
+		missing []mboxscan.Skipped
+		present []string
+	)
+	for _, root := range roots {
+		if _, err := os.Stat(root); err != nil {
+			reason := err.Error()
+			if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+				reason = pe.Err.Error()
+			}
+			missing = append(missing, mboxscan.Skipped{Path: root, Reason: reason})
+			errs = append(errs, fmt.Errorf("scan root: %w", err))
+			continue
+		}
+		present = append(present, root)
+	}
+
+	res := &mboxscan.Result{}
+	if len(present) > 0 {
+		var p *progress
+		if g.stderrTTY {
+			p = startProgress(stderr)
+			opts.Progress = p.add
+		}
+		r, err := g.scanner()(ctx, present, opts)
+		p.stop()
+		if err == nil && r == nil {
+			err = errors.New("scan: no result")
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if r == nil {
+			return nil, errors.Join(errs...)
+		}
+		res = r
+	}
+	if len(missing) > 0 {
+		res.Skipped = append(res.Skipped, missing...)
+		slices.SortStableFunc(res.Skipped, func(a, b mboxscan.Skipped) int { return strings.Compare(a.Path, b.Path) })
+	}
+	return res, errors.Join(errs...)
+}
