@@ -103,6 +103,7 @@ EXIT STATUS
 		newScanCommand(g),
 		newCheckCommand(g),
 		newVersionCommand(),
+		newGendocsCommand(),
 	)
 	// Add cobra's completion command now rather than at Execute, so that it
 	// is in the tree for gendocs and for the Args wrapping below.
