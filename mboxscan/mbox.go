@@ -77,13 +77,16 @@ type Scanner struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 
-	nl       byte  // line terminator: '\n', or '\r' in a CR-only file
-	started  bool  // first From_ line found
-	next     int64 // offset of the next message's From_ line; -1 at the end
-	leading  int64
-	count    int
-	problems []string
-	err      error
+	nl byte // line terminator: '\n', or '\r' in a CR-only file
+	// nextGlued: the next message's From_ line found by search has no
+	// blank line before it (see Message.Glued).
+	nextGlued bool
+	started   bool  // first From_ line found
+	next      int64 // offset of the next message's From_ line; -1 at the end
+	leading   int64
+	count     int
+	problems  []string
+	err       error
 
 	// Progress, when set, is called with the number of bytes consumed
 	// since the last call.
@@ -335,6 +338,7 @@ func (s *Scanner) search(from, limit int64) int64 {
 			}
 			at := s.off + k
 			if s.fromLineAt(at, at) {
+				s.nextGlued = !s.blankBefore(at)
 				return at
 			}
 			// fromLineAt may have moved the window.
@@ -354,6 +358,19 @@ func (s *Scanner) search(from, limit int64) int64 {
 }
 
 var fromPrefix = []byte("From ")
+
+// blankBefore reports whether the line before the one starting at at is
+// empty, as every mbox writer leaves it. It is true when that is unknown.
+func (s *Scanner) blankBefore(at int64) bool {
+	k := at - s.off
+	if at == 0 || k < 2 {
+		return true
+	}
+	if s.buf[k-2] == s.nl {
+		return true
+	}
+	return k >= 3 && s.nl == '\n' && s.buf[k-2] == '\r' && s.buf[k-3] == '\n'
+}
 
 // Next returns the next message, or io.EOF after the last one. Other
 // errors are *ParseError: ErrNotMbox for input without a From_ line, or
@@ -422,7 +439,8 @@ func (s *Scanner) detectLineEnding() {
 // message reads the message whose From_ line starts at start.
 func (s *Scanner) message(start int64) (*Message, error) {
 	fl, pos, _ := s.line(start, start, maxFromLine)
-	m := &Message{Offset: start, FromLine: string(fl), HasEnvelope: true}
+	m := &Message{Offset: start, FromLine: string(fl), HasEnvelope: true, Glued: s.nextGlued}
+	s.nextGlued = false
 	m.Sender, m.Received, _ = ParseFromLine(fl)
 	m.Saved = m.Received
 

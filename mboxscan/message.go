@@ -80,6 +80,13 @@ type Message struct {
 	// which is never counted as a message and never removed.
 	Pseudo bool
 
+	// Glued marks an mbox message whose From_ line has no blank line
+	// before it. Every mbox writer leaves one, so such a line is often body
+	// text of the previous message (an unescaped "From " in mboxo, a
+	// forwarded mailbox): a pruner must remove it only together with the
+	// message before it, and keep both otherwise.
+	Glued bool
+
 	// Maildir only.
 	Path  string // file path of the message
 	Flags string // the flags after ":2," in its name, e.g. "FS"
