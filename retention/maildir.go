@@ -104,6 +104,9 @@ func pruneMaildir(ctx context.Context, dir, store string, opts Options, res *Res
 				errs = append(errs, fmt.Errorf("%s: not in %s/cur or %s/new, left alone", m.Path, dir, dir))
 				return nil
 			}
+			if testMaildirHook != nil {
+				testMaildirHook()
+			}
 			gone, err := unlinkMessage(subfd, filepath.Base(m.Path), m)
 			if err != nil {
 				errs = append(errs, err)
@@ -145,6 +148,9 @@ func pruneMaildir(ctx context.Context, dir, store string, opts Options, res *Res
 	}
 	return errors.Join(errs...)
 }
+
+// testMaildirHook runs before each unlink; set by tests only.
+var testMaildirHook func()
 
 // unlinkMessage removes name from the directory subfd if it still is the
 // regular file the scan read (same mtime). gone is false when it was moved
