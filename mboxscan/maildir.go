@@ -65,8 +65,11 @@ func openDirNoatime(path string) (*os.File, error) {
 		fd, err = unix.Open(path, flags, 0)
 	}
 	if err != nil {
-		if errors.Is(err, unix.ELOOP) {
-			err = errSymlink
+		// With O_DIRECTORY, Linux reports a symlink as ENOTDIR.
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				err = errSymlink
+			}
 		}
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -446,6 +449,11 @@ func listMaildirFolder(dir string) (*maildirListing, error) {
 		f, err := openDirNoatime(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // mox importtest.maildir has no tmp/, mu wom_bat no new/
+		}
+		if errors.Is(err, errSymlink) {
+			// Never followed; the other directory is still read.
+			l.problems = append(l.problems, name+": symlink, not followed")
+			continue
 		}
 		if err != nil {
 			l.close()

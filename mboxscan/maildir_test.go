@@ -375,6 +375,20 @@ func TestScanMaildirFolderErrors(t *testing.T) {
 	if mb.Messages != 0 || len(mb.Problems) != 1 || mb.Store != dir || mb.Folder != ".Empty" {
 		t.Errorf("empty folder: %+v", mb)
 	}
+	// A symlinked new/ is not followed; cur/ is still read.
+	makeMaildir(t, dir+"/linked")
+	writeFile(t, dir+"/linked/cur/1500000000.1.h:2,S", message("Subject: x"), time.Time{})
+	if err := os.Remove(dir + "/linked/new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(dir+"/.Empty", dir+"/linked/new"); err != nil {
+		t.Fatal(err)
+	}
+	mb, err = ScanMaildirFolder(context.Background(), dir+"/linked", "", "", Options{})
+	if err != nil || mb.Messages != 1 || !slices.Equal(mb.Problems, []string{"new: symlink, not followed"}) {
+		t.Errorf("symlinked new/: %v %+v", err, mb)
+	}
+
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	makeMaildir(t, dir+"/md")
