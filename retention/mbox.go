@@ -32,7 +32,8 @@ const tmpInfix = ".mailkeep-tmp."
 // PruneMbox applies opts.Policy to the mbox file at path and returns what
 // it removed (or, with opts.DryRun, would remove). On error the mailbox is
 // unchanged, except for an error after the rename (reported as such), when
-// it holds the intended result. The returned Result is never nil.
+// it holds the intended result. The returned Result is never nil; after
+// an error that left the mailbox unchanged, it counts nothing removed.
 //
 // A real run:
 //
@@ -79,6 +80,10 @@ func PruneMbox(ctx context.Context, path string, opts Options) (*Result, error) 
 	p := &mboxPruner{ctx: ctx, path: path, opts: opts, res: res, now: opts.now()}
 	err := p.run()
 	if err != nil {
+		if !p.replaced {
+			// The mailbox is unchanged: nothing was removed.
+			res.MessagesRemoved, res.BytesRemoved, res.Removed = 0, 0, nil
+		}
 		return res, fmt.Errorf("prune %s: %w", path, err)
 	}
 	return res, nil
@@ -96,6 +101,7 @@ type mboxPruner struct {
 	f         *os.File // the mailbox as opened and locked
 	st        unix.Stat_t
 	noatime   bool // f was opened with O_NOATIME
+	replaced  bool // the new mailbox was renamed into place
 }
 
 func (p *mboxPruner) run() error {
@@ -184,6 +190,7 @@ func (p *mboxPruner) run() error {
 		unix.Unlinkat(p.dirfd, tmpName, 0)
 		return fmt.Errorf("rename %s over the mailbox: %w", tmpName, err)
 	}
+	p.replaced = true
 	crashPoint("after-rename")
 	if err := unix.Fsync(p.dirfd); err != nil {
 		return fmt.Errorf("mailbox replaced, but fsync of directory %s failed: %w", p.dir, err)

@@ -102,6 +102,7 @@ EXIT STATUS
 	root.AddCommand(
 		newScanCommand(g),
 		newCheckCommand(g),
+		newPruneCommand(g),
 		newVersionCommand(),
 		newGendocsCommand(),
 	)

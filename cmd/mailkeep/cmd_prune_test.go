@@ -1,0 +1,199 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pruneMessage is one mbox message received at d.
+func pruneMessage(d time.Time, id string) string {
+	return "From a@example.org " + d.UTC().Format("Mon Jan _2 15:04:05 2006") + "\n" +
+		"From: =?UTF-8?Q?Ren=C3=A9?= <a@example.org>\nSubject: hello " + id + "\nMessage-ID: <" + id + ">\nStatus: RO\n\nbody\n\n"
+}
+
+// pruneTree makes a directory with two mboxes and a Maildir: in each, one
+// message from 2020 and one from 2026.
+func pruneTree(t *testing.T) (dir string, want map[string]string) {
+	t.Helper()
+	dir = t.TempDir()
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	young := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	want = map[string]string{}
+	for _, name := range []string{"alice", "bob"} {
+		keep := pruneMessage(young, name+"-new@x")
+		data := pruneMessage(old, name+"-old@x") + keep
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		want[name] = keep
+	}
+	md := filepath.Join(dir, "carol", "Maildir")
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		os.MkdirAll(filepath.Join(md, sub), 0o700)
+	}
+	for i, d := range []time.Time{old, young} {
+		p := filepath.Join(md, "cur", fmt.Sprintf("%d.M%dP1.host:2,S", d.Unix(), i))
+		os.WriteFile(p, []byte("Subject: m\nMessage-ID: <c@x>\n\nbody\n"), 0o600)
+		os.Chtimes(p, d, d)
+	}
+	return dir, want
+}
+
+type pruneDoc struct {
+	DryRun    bool   `json:"dry_run"`
+	Cutoff    string `json:"cutoff"`
+	Mailboxes []struct {
+		Path            string  `json:"path"`
+		Format          string  `json:"format"`
+		MessagesBefore  int     `json:"messages_before"`
+		MessagesRemoved int     `json:"messages_removed"`
+		BytesBefore     int64   `json:"bytes_before"`
+		BytesRemoved    int64   `json:"bytes_removed"`
+		KeptUndated     int     `json:"kept_undated"`
+		Error           *string `json:"error"`
+		Removed         []struct {
+			MessageID string `json:"message_id"`
+			Date      string `json:"date"`
+			Bytes     int64  `json:"bytes"`
+			From      string `json:"from"`
+			Subject   string `json:"subject"`
+		} `json:"removed"`
+	} `json:"mailboxes"`
+}
+
+func decodePrune(t *testing.T, r result) pruneDoc {
+	t.Helper()
+	var doc pruneDoc
+	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
+		t.Fatalf("bad JSON (%v):\n%s\nstderr: %s", err, r.stdout, r.stderr)
+	}
+	return doc
+}
+
+func TestPruneUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"prune", dir}, "empty retention policy"},
+		{[]string{"prune", "--older-than", "1y", "--before", "2020-01-01", dir}, "both set a cutoff"},
+		{[]string{"prune", "--older-than", "6m", dir}, "ambiguous"},
+		{[]string{"prune", "--before", "yesterday", dir}, "--before"},
+		{[]string{"prune", "--older-than", "1y", "--date", "arrival", dir}, "--date"},
+		{[]string{"prune", "--older-than", "1y", "--rewrite", "inplace", dir}, "not yet supported"},
+		{[]string{"prune", "--older-than", "1y", "--lock", "dotlock,nfs", dir}, "unknown lock kind"},
+		{[]string{"prune", "--older-than", "1y", "--list", "--format", "csv", dir}, "--list"},
+		{[]string{"prune", "--older-than", "1y", "--now", "today", dir}, "--now"},
+		{[]string{"prune", "--older-than", "1y", "--larger-than", "big", dir}, "not a size"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args[1:], " "), func(t *testing.T) {
+			r := mailkeep(t, tt.args...)
+			if r.code != 2 || !strings.Contains(r.stderr, tt.msg) || r.stdout != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 2 and %q", r.code, r.stdout, r.stderr, tt.msg)
+			}
+		})
+	}
+}
+
+func TestPruneJSONAndDryRun(t *testing.T) {
+	dir, want := pruneTree(t)
+	args := []string{"prune", "--format", "json", "--older-than", "1y", "--now", "2026-06-01T00:00:00Z", "--list", dir}
+	dry := mailkeep(t, append([]string{args[0], "-n"}, args[1:]...)...)
+	if dry.code != 0 {
+		t.Fatalf("dry run: exit %d\n%s", dry.code, dry.stderr)
+	}
+	for name, keep := range want {
+		if got, _ := os.ReadFile(filepath.Join(dir, name)); string(got) == keep {
+			t.Fatalf("dry run changed %s", name)
+		}
+	}
+	real := mailkeep(t, args...)
+	if real.code != 0 {
+		t.Fatalf("exit %d\n%s", real.code, real.stderr)
+	}
+	d, r := decodePrune(t, dry), decodePrune(t, real)
+	if !d.DryRun || r.DryRun || r.Cutoff != "2025-06-01T00:00:00Z" {
+		t.Errorf("dry_run %v/%v, cutoff %s", d.DryRun, r.DryRun, r.Cutoff)
+	}
+	d.DryRun = false
+	if !reflect.DeepEqual(d, r) {
+		t.Errorf("dry run\n%s\ndiffers from the real run\n%s", dry.stdout, real.stdout)
+	}
+	if len(r.Mailboxes) != 3 {
+		t.Fatalf("mailboxes: %s", real.stdout)
+	}
+	for _, m := range r.Mailboxes {
+		if m.Error != nil || m.MessagesBefore != 2 || m.MessagesRemoved != 1 || len(m.Removed) != 1 {
+			t.Errorf("%s: %+v", m.Path, m)
+		}
+	}
+	if got := r.Mailboxes[0].Removed[0]; got.From != "René <a@example.org>" || got.MessageID != "<alice-old@x>" ||
+		got.Date != "2020-01-02T03:04:05Z" || got.Subject != "hello alice-old@x" {
+		t.Errorf("removed entry: %+v", got)
+	}
+	for name, keep := range want {
+		if got, _ := os.ReadFile(filepath.Join(dir, name)); string(got) != keep {
+			t.Errorf("%s = %q, want %q", name, got, keep)
+		}
+	}
+	if n, _ := filepath.Glob(filepath.Join(dir, "carol/Maildir/cur/*")); len(n) != 1 {
+		t.Errorf("Maildir cur/ holds %d files, want 1", len(n))
+	}
+	// A second run has nothing left to do.
+	again := decodePrune(t, mailkeep(t, args...))
+	for _, m := range again.Mailboxes {
+		if m.MessagesRemoved != 0 || m.Removed == nil {
+			t.Errorf("second run: %+v", m)
+		}
+	}
+}
+
+func TestPruneFailedMailboxExit1(t *testing.T) {
+	dir, want := pruneTree(t)
+	// bob is hard-linked: refused, and alice is still pruned.
+	if err := os.Link(filepath.Join(dir, "bob"), filepath.Join(t.TempDir(), "bob-link")); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "bob"))
+	r := mailkeep(t, "prune", "--format", "json", "--before", "2025-01-01", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, "1 of 3 mailboxes failed") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	doc := decodePrune(t, r)
+	for _, m := range doc.Mailboxes {
+		failed := strings.HasSuffix(m.Path, "/bob")
+		if (m.Error != nil) != failed {
+			t.Errorf("%s: error %v", m.Path, m.Error)
+		}
+		if failed && (!strings.Contains(*m.Error, "hard links") || m.MessagesRemoved != 0) {
+			t.Errorf("%s: %+v", m.Path, m)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "alice")); string(got) != want["alice"] {
+		t.Error("alice not pruned")
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "bob")); string(got) != string(before) {
+		t.Error("bob changed")
+	}
+}
+
+func TestPruneTableAndCSV(t *testing.T) {
+	dir, _ := pruneTree(t)
+	r := mailkeep(t, "prune", "-n", "--before", "2025-01-01", dir)
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if r.code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[0], "2\t1\t") {
+		t.Errorf("piped table: exit %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	r = mailkeep(t, "prune", "-n", "--format", "csv", "--before", "2025-01-01", dir)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "path,format,messages_before,") || strings.Count(r.stdout, "\n") != 4 {
+		t.Errorf("csv: exit %d %q", r.code, r.stdout)
+	}
+}
