@@ -152,6 +152,8 @@ func TestDecodeHeader(t *testing.T) {
 		{"=?UTF-8?B?w6lsw6h2ZQ==?=", "élève"},
 		{"=?ISO-8859-1?Q?caf=E9?= au lait", "café au lait"},
 		{"=?bogus", "=?bogus"},
+		{"=?ISO-2022-JP?B?GyRCRnxLXDhsGyhC?=", "日本語"},
+		{"=?windows-1252?Q?=80uro?=", "€uro"},
 	}
 	for _, tt := range tests {
 		if got := decodeHeader(tt.in); got != tt.want {

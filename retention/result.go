@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-message/charset"
+
 	"github.com/mailkeep/mailkeep/mboxscan"
 	"github.com/mailkeep/mailkeep/retention/mboxlock"
 )
@@ -67,11 +69,10 @@ type Removed struct {
 	Subject   string // RFC 2047 decoded
 }
 
-// wordDecoder decodes RFC 2047 encoded words. The standard library knows
-// UTF-8, US-ASCII and ISO-8859-1; words in other charsets are left encoded.
-// TODO: set CharsetReader to go-message's charset.Reader (ISO-2022-JP,
-// windows-125x, ...) once golang.org/x/text is in go.sum.
-var wordDecoder = &mime.WordDecoder{}
+// wordDecoder decodes RFC 2047 encoded words in any charset go-message
+// knows (ISO-2022-JP, windows-125x, KOI8-R, ...), not only the UTF-8,
+// US-ASCII and ISO-8859-1 of the standard library.
+var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
 
 // decodeHeader decodes encoded words in a raw header value; on a malformed
 // word it returns the raw value rather than nothing.
