@@ -2,13 +2,16 @@ package mboxscan
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // streamOnly hides every method but Read (notably Seek), so the scanner
@@ -947,5 +950,117 @@ func TestScannerGluedContentLength(t *testing.T) {
 	}
 	if res.msgs[1].Glued {
 		t.Skip("BUG: message 2 has a blank line before its From_ line but is marked Glued (stale flag from the unescaped From_ line in message 1's body)")
+	}
+}
+
+// statTimes returns a file's access and modification times, to the
+// nanosecond, from stat(2).
+func statTimes(t *testing.T, path string) (atime, mtime syscall.Timespec) {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Atim, st.Mtim
+}
+
+// TestScanMboxReadOnly: a scan changes no byte, name, mtime or atime.
+// The atime is set well below the mtime first, so that a plain read
+// visibly bumps it on a relatime mount (mutt and biff would then call the
+// new mail read).
+func TestScanMboxReadOnly(t *testing.T) {
+	data := []byte(fromA + hdr("Subject: a") + "a\n\n" + fromB + hdr("Subject: b") + "b\n")
+	mtime := time.Date(2025, 1, 7, 12, 0, 0, 123456789, time.UTC)
+	atime := mtime.Add(-48 * time.Hour)
+	setup := func(t *testing.T, uid int) string {
+		p := filepath.Join(t.TempDir(), "alice")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if uid >= 0 {
+			if err := os.Chown(p, uid, uid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chtimes(p, atime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	// The control: does a plain read bump the atime on this file system?
+	ctl := setup(t, -1)
+	a0, _ := statTimes(t, ctl)
+	if _, err := os.ReadFile(ctl); err != nil {
+		t.Fatal(err)
+	}
+	if a1, _ := statTimes(t, ctl); a1 == a0 {
+		t.Logf("this file system does not update atime on read (noatime?): the atime checks below prove little")
+	}
+
+	check := func(t *testing.T, uid int) {
+		p := setup(t, uid)
+		a0, m0 := statTimes(t, p)
+		mb, err := ScanMbox(context.Background(), p, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mb.Messages != 2 || mb.Bytes != int64(len(data)) {
+			t.Errorf("Messages %d Bytes %d, want 2 %d", mb.Messages, mb.Bytes, len(data))
+		}
+		a1, m1 := statTimes(t, p)
+		if a1 != a0 {
+			t.Errorf("atime changed: %v -> %v", time.Unix(a0.Unix()), time.Unix(a1.Unix()))
+		}
+		if m1 != m0 {
+			t.Errorf("mtime changed: %v -> %v", time.Unix(m0.Unix()), time.Unix(m1.Unix()))
+		}
+		got, err := os.ReadFile(p)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("content changed (%v)", err)
+		}
+		names, _ := filepath.Glob(filepath.Join(filepath.Dir(p), "*"))
+		if len(names) != 1 {
+			t.Errorf("directory now holds %q", names)
+		}
+	}
+	t.Run("owner", func(t *testing.T) { check(t, -1) })
+	t.Run("other uid", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to chown the file to another uid")
+		}
+		// Root may use O_NOATIME on any file (CAP_FOWNER); only the result
+		// is checked here.
+		check(t, 65534)
+	})
+}
+
+func TestScanMboxRefuses(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real")
+	if err := os.WriteFile(real, []byte(fromA+"a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ScanMbox(context.Background(), link, Options{}); err == nil || !strings.Contains(err.Error(), link) {
+		t.Errorf("symlink: err = %v, want an error naming %s", err, link)
+	}
+	if _, err := ScanMbox(context.Background(), dir, Options{}); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("directory: err = %v, want an error naming %s", err, dir)
+	}
+	missing := filepath.Join(dir, "missing")
+	if _, err := ScanMbox(context.Background(), missing, Options{}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing: err = %v, want ErrNotExist", err)
+	}
+	notMbox := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notMbox, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var pe *ParseError
+	if _, err := ScanMbox(context.Background(), notMbox, Options{}); !errors.As(err, &pe) || !errors.Is(err, ErrNotMbox) || pe.Path != notMbox {
+		t.Errorf("not an mbox: err = %v, want a *ParseError for %s wrapping ErrNotMbox", err, notMbox)
 	}
 }
