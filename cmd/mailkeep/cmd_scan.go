@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -24,12 +25,15 @@ type ScanOptions struct {
 	LimitOptions
 	Large sizeValue
 	Jobs  int
+	// Textfile is a node_exporter textfile to write the metrics to.
+	Textfile string
 }
 
 // AddFlags adds scan's flags to f.
 func (o *ScanOptions) AddFlags(f *pflag.FlagSet) {
 	f.Var(newFormatValue(&o.Format, report.FormatTable, report.Formats...), "format",
-		"output format: table, json or csv (prometheus is not supported yet)")
+		"output format: table, json, csv or prometheus")
+	f.StringVar(&o.Textfile, "textfile", "", "also write the metrics, atomically, to this node_exporter textfile collector `PATH` (.prom)")
 	o.LimitOptions.AddFlags(f)
 	o.Large = 10_000_000
 	f.Var(&o.Large, "large", "count messages bigger than this as large"+sizeHelp)
@@ -41,9 +45,6 @@ func (o *ScanOptions) addJobsFlag(f *pflag.FlagSet) {
 }
 
 func (o *ScanOptions) validate() error {
-	if o.Format == report.FormatPrometheus {
-		return usageErrorf("--format prometheus is not supported yet").withHint("use --format json or --format csv")
-	}
 	if err := o.LimitOptions.validate(); err != nil {
 		return err
 	}
@@ -120,6 +121,7 @@ func runScan(ctx context.Context, opts ScanOptions, g globalOptions, stdout, std
 	if len(roots) == 0 {
 		roots = g.defaultRoots()
 	}
+	start := time.Now()
 	res, scanErr := scanRoots(ctx, g, stderr, roots, opts.scannerOptions())
 	if err := ctx.Err(); err != nil {
 		// An interrupted scan is incomplete: report nothing.
@@ -128,8 +130,14 @@ func runScan(ctx context.Context, opts ScanOptions, g globalOptions, stdout, std
 	if res == nil {
 		return scanErr
 	}
+	if err := writeScanMetrics(opts, g, res, scanErr, time.Since(start), stdout); err != nil {
+		return errors.Join(err, scanErr)
+	}
 	tty := g.stdoutTTY && opts.Format == report.FormatTable
-	err := report.Scan(stdout, res, report.ScanOptions{Format: opts.Format, TTY: tty, Now: g.clock()})
+	var err error
+	if opts.Format != report.FormatPrometheus { // else written by writeScanMetrics
+		err = report.Scan(stdout, res, report.ScanOptions{Format: opts.Format, TTY: tty, Now: g.clock()})
+	}
 	if err != nil {
 		return errors.Join(fmt.Errorf("write report: %w", err), scanErr)
 	}

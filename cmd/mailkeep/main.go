@@ -103,6 +103,7 @@ EXIT STATUS
 		newScanCommand(g),
 		newCheckCommand(g),
 		newPruneCommand(g),
+		newNotifyCommand(g),
 		newVersionCommand(),
 		newGendocsCommand(),
 	)
