@@ -3,6 +3,7 @@ package mboxscan
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -102,5 +103,23 @@ func BenchmarkParseFromLine(b *testing.B) {
 				ParseFromLine(l)
 			}
 		})
+	}
+}
+
+// TestBenchScanHook lets scripts/bench.sh time a scan with the test binary
+// when cmd/mailkeep does not build: with MAILKEEP_BENCH_SCAN=PATH it scans
+// PATH as `mailkeep scan --format json` would and writes the result as
+// JSON to stdout. Without it, it does nothing.
+func TestBenchScanHook(t *testing.T) {
+	path := os.Getenv("MAILKEEP_BENCH_SCAN")
+	if path == "" {
+		t.Skip("MAILKEEP_BENCH_SCAN not set: used by scripts/bench.sh only")
+	}
+	res, err := Scan(context.Background(), []string{path}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
+		t.Fatal(err)
 	}
 }
