@@ -392,6 +392,7 @@ func (p *mboxPruner) plan(size int64) (*plan, error) {
 		first     = true
 		sawPseudo bool
 		imapBase  string // X-IMAPbase value of the removed first message, to move
+		group     []decision
 	)
 	for {
 		if err := p.ctx.Err(); err != nil {
@@ -407,6 +408,12 @@ func (p *mboxPruner) plan(size int64) (*plan, error) {
 		if m.Offset < pos || m.Length < 0 || m.Offset+m.Length > size {
 			return nil, fmt.Errorf("read: message at offset %d (length %d) does not follow the previous one ending at %d", m.Offset, m.Length, pos)
 		}
+		if !m.Glued || m.Offset != pos {
+			if err := p.decideGroup(pl, group, &first, sawPseudo, &imapBase); err != nil {
+				return nil, err
+			}
+			group = group[:0]
+		}
 		pl.keep(pos, m.Offset-pos) // bytes no message covers: kept
 		pos = m.Offset + m.Length
 		if m.Pseudo {
@@ -419,10 +426,39 @@ func (p *mboxPruner) plan(size int64) (*plan, error) {
 		if why == KeepUndated {
 			res.KeptUndated++
 		}
-		if first {
-			first = false
+		group = append(group, decision{m, remove})
+	}
+	if err := p.decideGroup(pl, group, &first, sawPseudo, &imapBase); err != nil {
+		return nil, err
+	}
+	pl.keep(pos, size-pos)
+	return pl, nil
+}
+
+// decision is Decide's verdict on one message of a group.
+type decision struct {
+	m      *mboxscan.Message
+	remove bool
+}
+
+// decideGroup plans one message and the Glued messages that follow it. A
+// Glued message's From_ line has no blank line before it, so it may be
+// body text of the message before (an unescaped "From " line, a forwarded
+// mailbox): the group is removed only when every member is, else all of
+// it is kept, so no message is ever cut in two.
+func (p *mboxPruner) decideGroup(pl *plan, group []decision, first *bool, sawPseudo bool, imapBase *string) error {
+	all := len(group) > 0
+	for _, d := range group {
+		all = all && d.remove
+	}
+	res := p.res
+	for _, d := range group {
+		m := d.m
+		remove := all
+		if *first {
+			*first = false
 			if remove && !sawPseudo && m.Header.XIMAPBase != "" {
-				imapBase = m.Header.XIMAPBase
+				*imapBase = m.Header.XIMAPBase
 			}
 		}
 		if remove {
@@ -433,21 +469,20 @@ func (p *mboxPruner) plan(size int64) (*plan, error) {
 			}
 			continue
 		}
-		if imapBase != "" {
+		if *imapBase != "" {
 			if m.Header.XIMAPBase == "" {
-				if err := p.insertIMAPBase(pl, m, imapBase); err != nil {
-					return nil, err
+				if err := p.insertIMAPBase(pl, m, *imapBase); err != nil {
+					return err
 				}
 			} else {
 				pl.keep(m.Offset, m.Length)
 			}
-			imapBase = ""
+			*imapBase = ""
 			continue
 		}
 		pl.keep(m.Offset, m.Length)
 	}
-	pl.keep(pos, size-pos)
-	return pl, nil
+	return nil
 }
 
 // insertIMAPBase keeps message m with an X-IMAPbase header line added right

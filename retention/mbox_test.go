@@ -600,6 +600,9 @@ func expectedKept(t *testing.T, data []byte, opts Options) ([]byte, int) {
 	removed := 0
 	first := true
 	base := ""
+	// A message and the Glued ones after it go (or stay) together.
+	var msgs []*mboxscan.Message
+	var rms []bool
 	sc := mboxscan.NewScanner(bytes.NewReader(data), "x")
 	defer sc.Close()
 	for {
@@ -610,9 +613,27 @@ func expectedKept(t *testing.T, data []byte, opts Options) ([]byte, int) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		rm, _ := Decide(m, opts.Policy, opts.now())
+		msgs, rms = append(msgs, m), append(rms, rm && !m.Pseudo)
+	}
+	for i := 0; i < len(msgs); {
+		j := i + 1
+		for j < len(msgs) && msgs[j].Glued && !msgs[j].Pseudo {
+			j++
+		}
+		all := true
+		for k := i; k < j; k++ {
+			all = all && rms[k]
+		}
+		for k := i; k < j; k++ {
+			rms[k] = all
+		}
+		i = j
+	}
+	for i, m := range msgs {
 		out = append(out, data[pos:m.Offset]...)
 		pos = m.Offset + m.Length
-		rm, _ := Decide(m, opts.Policy, opts.now())
+		rm := rms[i]
 		if first && !m.Pseudo {
 			first = false
 			if rm {
