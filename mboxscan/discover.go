@@ -32,6 +32,7 @@ const sniffSize = 4 << 10
 const (
 	ReasonSymlink = "symlink, not followed"
 	ReasonTemp    = "temp file"
+	ReasonRescue  = "rescued mail: appended during a prune, to be merged by hand"
 	ReasonLock    = "lock file"
 	ReasonIndex   = "index file"
 	ReasonArchive = "archive"
@@ -326,6 +327,10 @@ func nameReason(name string) string {
 	switch {
 	case strings.Contains(name, ".mailkeep-tmp."):
 		return ReasonTemp
+	case strings.Contains(name, ".mailkeep-rescue."):
+		// Mail prune could not carry into a rewritten mailbox: an admin
+		// must look at it; pruning it as a mailbox would hide it.
+		return ReasonRescue
 	case strings.HasSuffix(lower, ".lock"), strings.HasSuffix(lower, ".lck"),
 		strings.HasPrefix(name, "dovecot.") && strings.HasSuffix(name, ".lock"):
 		return ReasonLock

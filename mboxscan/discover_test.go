@@ -27,6 +27,7 @@ func buildTree(t *testing.T) string {
 	w("other.lck", "123")
 	w("dovecot.index.log", "\x00\x01")
 	w("inbox.mailkeep-tmp.12345", mboxData)
+	w(".inbox.mailkeep-rescue.1", mboxData)
 	w("old.mbox.gz", "\x1f\x8b\x08\x00")
 	w("Archive.ZIP", "PK\x03\x04")
 	w("gzipped", "\x1f\x8b\x08\x00rest")
@@ -105,6 +106,7 @@ func TestDiscover(t *testing.T) {
 		"fifo":                     "not a mailbox: a named pipe",
 		"gzipped":                  "archive (gzip data)",
 		"inbox.mailkeep-tmp.12345": "temp file",
+		".inbox.mailkeep-rescue.1": ReasonRescue,
 		"link-to-dir":              "symlink, not followed",
 		"link-to-file":             "symlink, not followed",
 		"notes.txt":                "not a mailbox: no From_ line at the start",
