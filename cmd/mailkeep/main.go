@@ -32,6 +32,8 @@ type globalOptions struct {
 	scan func(ctx context.Context, roots []string, opts mboxscan.Options) (*mboxscan.Result, error)
 	// roots are scanned when no PATH is given; nil means /var/mail.
 	roots []string
+	// configFile is --config; "" means the default file, if it exists.
+	configFile string
 }
 
 func (g globalOptions) clock() time.Time {
@@ -106,7 +108,10 @@ EXIT STATUS
 		newNotifyCommand(g),
 		newVersionCommand(),
 		newGendocsCommand(),
+		newRunCommand(g),
+		newHistoryCommand(g),
 	)
+	addConfigFlag(root, g)
 	// Add cobra's completion command now rather than at Execute, so that it
 	// is in the tree for gendocs and for the Args wrapping below.
 	root.InitDefaultCompletionCmd()

@@ -117,6 +117,9 @@ type Notify struct {
 	Lang string
 	// Template is a file replacing the built-in notice template.
 	Template string
+	// Rate paces sending, e.g. "2/s" or "120/m"; "" for the default. The
+	// command that sends checks it.
+	Rate string
 	// Notice is how long before removal the owner must have been told;
 	// zero removes without notice.
 	Notice retention.Age
@@ -222,6 +225,7 @@ type rawNotify struct {
 	Cc       []string `toml:"cc"`
 	Lang     text     `toml:"lang"`
 	Template text     `toml:"template"`
+	Rate     text     `toml:"rate"`
 	Notice   text     `toml:"notice"`
 }
 
@@ -404,6 +408,7 @@ func (c *checker) notify(r *rawNotify) {
 		n.Lang = r.Lang.s
 	}
 	n.Template = r.Template.s
+	n.Rate = r.Rate.s
 	switch {
 	case r.Notice.set && (r.Notice.s == "0" || r.Notice.s == ""):
 		n.Notice = retention.Age{}

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -34,6 +35,7 @@ CREATE TABLE IF NOT EXISTS samples (
 	at       INTEGER NOT NULL,  -- the run's time, Unix seconds
 	bytes    INTEGER NOT NULL,
 	messages INTEGER NOT NULL,
+	limit_bytes INTEGER NOT NULL DEFAULT 0, -- the store's limit then
 	PRIMARY KEY (path, at)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS samples_store ON samples (store, at);
@@ -42,7 +44,8 @@ CREATE TABLE IF NOT EXISTS notices (
 	path    TEXT    NOT NULL,   -- the mailbox the notice covered
 	sent_at INTEGER NOT NULL,   -- when it was sent, Unix seconds
 	cutoff  INTEGER NOT NULL,   -- messages dated before this were announced
-	PRIMARY KEY (path, sent_at)
+	kind    TEXT    NOT NULL,   -- what it announced: removal or report
+	PRIMARY KEY (path, sent_at, kind)
 ) WITHOUT ROWID;
 `
 
@@ -120,6 +123,9 @@ type Sample struct {
 	Store    string
 	Bytes    int64
 	Messages int
+	// Limit is the store's limit at the time (a Maildir++ quota, or the
+	// configured limit); 0 when unknown.
+	Limit int64
 }
 
 // Record stores the samples of the run at at, in one transaction. A
@@ -131,7 +137,7 @@ func (d *DB) Record(ctx context.Context, at time.Time, samples []Sample) error {
 		return fmt.Errorf("record history: %w", err)
 	}
 	defer tx.Rollback() // a no-op after Commit
-	st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO samples (path, store, at, bytes, messages) VALUES (?, ?, ?, ?, ?)`)
+	st, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO samples (path, store, at, bytes, messages, limit_bytes) VALUES (?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return fmt.Errorf("record history: %w", err)
 	}
@@ -141,7 +147,7 @@ func (d *DB) Record(ctx context.Context, at time.Time, samples []Sample) error {
 		if store == "" {
 			store = s.Path
 		}
-		if _, err := st.ExecContext(ctx, s.Path, store, at.Unix(), s.Bytes, s.Messages); err != nil {
+		if _, err := st.ExecContext(ctx, s.Path, store, at.Unix(), s.Bytes, s.Messages, s.Limit); err != nil {
 			return fmt.Errorf("record history for %s: %w", s.Path, err)
 		}
 	}
@@ -152,13 +158,13 @@ func (d *DB) Record(ctx context.Context, at time.Time, samples []Sample) error {
 }
 
 // Prune deletes samples and notices from before the instant before and
-// returns how many rows went. The latest notice of each mailbox is kept
-// however old: it is what allows its removals.
+// returns how many rows went. The latest notice of each mailbox and kind
+// is kept however old: it is what allows its removals.
 func (d *DB) Prune(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	for _, q := range []string{
 		`DELETE FROM samples WHERE at < ?`,
-		`DELETE FROM notices WHERE sent_at < ? AND sent_at < (SELECT MAX(sent_at) FROM notices n WHERE n.path = notices.path)`,
+		`DELETE FROM notices WHERE sent_at < ? AND sent_at < (SELECT MAX(sent_at) FROM notices n WHERE n.path = notices.path AND n.kind = notices.kind)`,
 	} {
 		r, err := d.db.ExecContext(ctx, q, before.Unix())
 		if err != nil {
@@ -175,18 +181,19 @@ type Point struct {
 	At       time.Time
 	Bytes    int64
 	Messages int
+	Limit    int64 // the store's limit then; 0 when unknown
 }
 
 // Series returns the samples of the mailbox at path, oldest first; with
 // last > 0 only the last ones.
 func (d *DB) Series(ctx context.Context, path string, last int) ([]Point, error) {
-	return d.series(ctx, `SELECT at, bytes, messages FROM samples WHERE path = ? ORDER BY at DESC`, path, last)
+	return d.series(ctx, `SELECT at, bytes, messages, limit_bytes FROM samples WHERE path = ? ORDER BY at DESC`, path, last)
 }
 
 // StoreSeries returns the sizes of the store (the sum over its folders)
 // at each run, oldest first; with last > 0 only the last ones.
 func (d *DB) StoreSeries(ctx context.Context, store string, last int) ([]Point, error) {
-	return d.series(ctx, `SELECT at, SUM(bytes), SUM(messages) FROM samples WHERE store = ? GROUP BY at ORDER BY at DESC`, store, last)
+	return d.series(ctx, `SELECT at, SUM(bytes), SUM(messages), MAX(limit_bytes) FROM samples WHERE store = ? GROUP BY at ORDER BY at DESC`, store, last)
 }
 
 func (d *DB) series(ctx context.Context, q, key string, last int) ([]Point, error) {
@@ -200,12 +207,12 @@ func (d *DB) series(ctx context.Context, q, key string, last int) ([]Point, erro
 	defer rows.Close()
 	var pts []Point
 	for rows.Next() {
-		var at, b int64
+		var at, b, l int64
 		var m int
-		if err := rows.Scan(&at, &b, &m); err != nil {
+		if err := rows.Scan(&at, &b, &m, &l); err != nil {
 			return nil, fmt.Errorf("read history of %s: %w", key, err)
 		}
-		pts = append(pts, Point{At: time.Unix(at, 0), Bytes: b, Messages: m})
+		pts = append(pts, Point{At: time.Unix(at, 0), Bytes: b, Messages: m, Limit: l})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read history of %s: %w", key, err)
@@ -229,19 +236,32 @@ func (d *DB) IsStore(ctx context.Context, path string) (bool, error) {
 }
 
 // Notice records that the owner of the mailbox at Path was told, at
-// SentAt, that its messages dated before Cutoff would be removed.
+// SentAt, about its messages dated before Cutoff: that they will be
+// removed (Kind [KindRemoval]) or that a report-only policy selects them
+// ([KindReport]). Only a removal notice allows a removal.
 type Notice struct {
 	Path   string
 	SentAt time.Time
 	Cutoff time.Time
+	Kind   string
 }
+
+// Notice kinds.
+const (
+	KindRemoval = "removal"
+	KindReport  = "report"
+)
 
 // RecordNotice stores n. Record a notice only once it was sent: a notice
 // recorded but not sent would let mail go unannounced, while one sent but
 // not recorded (a crash in between) is merely sent again.
 func (d *DB) RecordNotice(ctx context.Context, n Notice) error {
-	_, err := d.db.ExecContext(ctx, `INSERT OR REPLACE INTO notices (path, sent_at, cutoff) VALUES (?, ?, ?)`,
-		n.Path, n.SentAt.Unix(), n.Cutoff.Unix())
+	kind := n.Kind
+	if kind == "" {
+		kind = KindRemoval
+	}
+	_, err := d.db.ExecContext(ctx, `INSERT OR REPLACE INTO notices (path, sent_at, cutoff, kind) VALUES (?, ?, ?, ?)`,
+		n.Path, n.SentAt.Unix(), n.Cutoff.Unix(), kind)
 	if err != nil {
 		return fmt.Errorf("record notice for %s: %w", n.Path, err)
 	}
@@ -251,7 +271,7 @@ func (d *DB) RecordNotice(ctx context.Context, n Notice) error {
 // Notices returns the notices recorded for the mailbox at path, oldest
 // first.
 func (d *DB) Notices(ctx context.Context, path string) ([]Notice, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT sent_at, cutoff FROM notices WHERE path = ? ORDER BY sent_at`, path)
+	rows, err := d.db.QueryContext(ctx, `SELECT sent_at, cutoff, kind FROM notices WHERE path = ? ORDER BY sent_at, kind`, path)
 	if err != nil {
 		return nil, fmt.Errorf("read notices of %s: %w", path, err)
 	}
@@ -259,13 +279,40 @@ func (d *DB) Notices(ctx context.Context, path string) ([]Notice, error) {
 	var ns []Notice
 	for rows.Next() {
 		var s, c int64
-		if err := rows.Scan(&s, &c); err != nil {
+		var k string
+		if err := rows.Scan(&s, &c, &k); err != nil {
 			return nil, fmt.Errorf("read notices of %s: %w", path, err)
 		}
-		ns = append(ns, Notice{Path: path, SentAt: time.Unix(s, 0), Cutoff: time.Unix(c, 0)})
+		ns = append(ns, Notice{Path: path, SentAt: time.Unix(s, 0), Cutoff: time.Unix(c, 0), Kind: k})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read notices of %s: %w", path, err)
 	}
 	return ns, nil
+}
+
+// Matured returns the latest removal notice among ns sent at or before
+// the instant by (now minus the notice period), or nil: the notice whose
+// cutoff a removal may use.
+func Matured(ns []Notice, by time.Time) *Notice {
+	var m *Notice
+	for i := range ns {
+		n := &ns[i]
+		if n.Kind == KindRemoval && !n.SentAt.After(by) && (m == nil || n.SentAt.After(m.SentAt)) {
+			m = n
+		}
+	}
+	return m
+}
+
+// Pending reports whether ns holds a notice of one of kinds (any kind
+// when none is given) sent after the instant since: the owner was told
+// recently and is not to be told again yet.
+func Pending(ns []Notice, since time.Time, kinds ...string) bool {
+	for _, n := range ns {
+		if n.SentAt.After(since) && (len(kinds) == 0 || slices.Contains(kinds, n.Kind)) {
+			return true
+		}
+	}
+	return false
 }

@@ -21,7 +21,7 @@ func TestRecordSeriesPrune(t *testing.T) {
 	}
 	for n := range 10 {
 		err := db.Record(ctx, night(n), []Sample{
-			{Path: "/m/a/Maildir", Store: "/m/a/Maildir", Bytes: int64(1000 + 100*n), Messages: 10 + n},
+			{Path: "/m/a/Maildir", Store: "/m/a/Maildir", Bytes: int64(1000 + 100*n), Messages: 10 + n, Limit: 5000},
 			{Path: "/m/a/Maildir/.Trash", Store: "/m/a/Maildir", Bytes: 50, Messages: 1},
 			{Path: "/var/mail/b", Bytes: 7, Messages: 1}, // store defaults to path
 		})
@@ -42,7 +42,7 @@ func TestRecordSeriesPrune(t *testing.T) {
 		t.Errorf("last 3: %+v", last3)
 	}
 	st, _ := db.StoreSeries(ctx, "/m/a/Maildir", 0)
-	if len(st) != 10 || st[0].Bytes != 1050 || st[0].Messages != 11 {
+	if len(st) != 10 || st[0].Bytes != 1050 || st[0].Messages != 11 || st[0].Limit != 5000 {
 		t.Errorf("store series: %+v", st)
 	}
 	if ok, _ := db.IsStore(ctx, "/var/mail/b"); !ok {
@@ -56,6 +56,7 @@ func TestRecordSeriesPrune(t *testing.T) {
 	for _, n := range []Notice{
 		{Path: "/var/mail/b", SentAt: night(0), Cutoff: night(-30)},
 		{Path: "/var/mail/b", SentAt: night(2), Cutoff: night(-28)},
+		{Path: "/var/mail/b", SentAt: night(1), Cutoff: night(-29), Kind: KindReport},
 		{Path: "/m/a/Maildir/.Trash", SentAt: night(1), Cutoff: night(-29)},
 	} {
 		if err := db.RecordNotice(ctx, n); err != nil {
@@ -75,7 +76,7 @@ func TestRecordSeriesPrune(t *testing.T) {
 		t.Errorf("after prune: %+v", pts)
 	}
 	ns, _ := db.Notices(ctx, "/var/mail/b")
-	if len(ns) != 1 || !ns[0].SentAt.Equal(night(2)) || !ns[0].Cutoff.Equal(night(-28)) {
+	if len(ns) != 2 || !ns[1].SentAt.Equal(night(2)) || !ns[1].Cutoff.Equal(night(-28)) || ns[1].Kind != KindRemoval || ns[0].Kind != KindReport {
 		t.Errorf("notices of b: %+v", ns)
 	}
 	if ns, _ := db.Notices(ctx, "/m/a/Maildir/.Trash"); len(ns) != 1 {
@@ -145,5 +146,29 @@ func TestFit(t *testing.T) {
 	}
 	if _, ok := Fit([]Point{{At: day0, Bytes: 1}, {At: day0.Add(time.Minute), Bytes: 2}}, limit); ok {
 		t.Error("points a minute apart are no trend")
+	}
+}
+
+func TestMaturedPending(t *testing.T) {
+	ns := []Notice{
+		{SentAt: night(0), Cutoff: night(-30), Kind: KindRemoval},
+		{SentAt: night(3), Cutoff: night(-27), Kind: KindReport},
+		{SentAt: night(5), Cutoff: night(-25), Kind: KindRemoval},
+	}
+	// Seven-day notice period.
+	if m := Matured(ns, night(6).AddDate(0, 0, -7)); m != nil {
+		t.Errorf("night 6: nothing has matured, got %+v", m)
+	}
+	if m := Matured(ns, night(7).AddDate(0, 0, -7)); m == nil || !m.SentAt.Equal(night(0)) {
+		t.Errorf("night 7: the first notice matured, got %+v", m)
+	}
+	if m := Matured(ns, night(12).AddDate(0, 0, -7)); m == nil || !m.SentAt.Equal(night(5)) {
+		t.Errorf("night 12: the latest matured, got %+v", m)
+	}
+	if !Pending(ns, night(7).AddDate(0, 0, -7), KindRemoval) || Pending(ns, night(12).AddDate(0, 0, -7), KindRemoval) {
+		t.Error("Pending removal is wrong")
+	}
+	if !Pending(ns, night(4)) || Pending(ns, night(4), KindReport) {
+		t.Error("Pending by kind is wrong")
 	}
 }
