@@ -150,130 +150,6 @@ func maildirHeaderEnd(b []byte, from int) bool {
 	}
 }
 
-// maildirReturnPathBit marks a Return-Path field, even an empty one: its
-// presence says the envelope sender is known.
-const maildirReturnPathBit = 1 << 9
-
-// maildirHeaderField returns the Header field named name (any case), and
-// its bit for first-occurrence tracking; nil when mailkeep does not need it.
-func maildirHeaderField(h *Header, name []byte) (*string, uint16) {
-	switch len(name) {
-	case 4:
-		if asciiEqualFold(name, "date") {
-			return &h.Date, 1 << 0
-		}
-		if asciiEqualFold(name, "from") {
-			return &h.From, 1 << 1
-		}
-	case 6:
-		if asciiEqualFold(name, "status") {
-			return &h.Status, 1 << 2
-		}
-		if asciiEqualFold(name, "x-imap") {
-			return &h.XIMAP, 1 << 3
-		}
-	case 7:
-		if asciiEqualFold(name, "subject") {
-			return &h.Subject, 1 << 4
-		}
-	case 8:
-		if asciiEqualFold(name, "x-status") {
-			return &h.XStatus, 1 << 5
-		}
-	case 10:
-		if asciiEqualFold(name, "message-id") {
-			return &h.MessageID, 1 << 6
-		}
-		if asciiEqualFold(name, "x-keywords") {
-			return &h.XKeywords, 1 << 7
-		}
-		if asciiEqualFold(name, "x-imapbase") {
-			return &h.XIMAPBase, 1 << 8
-		}
-	case 11:
-		if asciiEqualFold(name, "return-path") {
-			return &h.ReturnPath, maildirReturnPathBit
-		}
-	case 12:
-		if asciiEqualFold(name, "content-type") {
-			return &h.ContentType, 1 << 10
-		}
-	case 14:
-		if asciiEqualFold(name, "content-length") {
-			return &h.ContentLength, 1 << 11
-		}
-	}
-	return nil, 0
-}
-
-func asciiEqualFold(b []byte, lower string) bool {
-	if len(b) != len(lower) {
-		return false
-	}
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// parseMaildirHeader fills h from the header at the start of b, which ends
-// at the first blank line (or with b). Values are unfolded (line breaks
-// before continuation lines removed, each joined with one space), not
-// decoded; the first occurrence of a field wins, as the topmost
-// Return-Path is the one the final delivery wrote. Lines that are not fields (a leading From_ line some tools keep,
-// garbage) are passed over.
-func parseMaildirHeader(b []byte, h *Header) (seen uint16) {
-	var cur *string
-	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
-		}
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
-		if len(line) == 0 {
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			// Joined with one space, as the mbox scanner's ParseHeader
-			// does, so both formats give the same values.
-			if c := bytes.TrimSpace(line); cur != nil && len(c) > 0 {
-				if *cur == "" {
-					*cur = string(c)
-				} else {
-					*cur += " " + string(c)
-				}
-			}
-			continue
-		}
-		cur = nil
-		c := bytes.IndexByte(line, ':')
-		if c <= 0 {
-			continue
-		}
-		name := line[:c]
-		for len(name) > 0 && (name[len(name)-1] == ' ' || name[len(name)-1] == '\t') {
-			name = name[:len(name)-1] // obsolete "Subject :" syntax
-		}
-		dst, bit := maildirHeaderField(h, name)
-		if dst == nil || seen&bit != 0 {
-			continue
-		}
-		seen |= bit
-		*dst = string(bytes.TrimSpace(line[c+1:]))
-		cur = dst
-	}
-	return seen
-}
-
 // envelopeSender turns a Return-Path value into a bare address: "<>" and
 // "" (a bounce) give "".
 func envelopeSender(rp string) string {
@@ -369,7 +245,7 @@ func (r *maildirReader) read(dirfd int, dir, name string, m *Message) error {
 	if nm.stamp > 0 {
 		m.Saved = time.Unix(nm.stamp, 0)
 	}
-	if parseMaildirHeader(r.buf[:n], &m.Header)&maildirReturnPathBit != 0 {
+	if parseHeader(r.buf[:n], &m.Header, '\n')&returnPathBit != 0 {
 		m.HasEnvelope = true
 		m.Sender = envelopeSender(m.Header.ReturnPath)
 	}

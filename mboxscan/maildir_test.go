@@ -101,7 +101,7 @@ func TestParseMaildirHeader(t *testing.T) {
 		"\r\n" +
 		"Date: in the body\r\n"
 	var h Header
-	seen := parseMaildirHeader([]byte(in), &h)
+	seen := parseHeader([]byte(in), &h, '\n')
 	want := Header{
 		ReturnPath:  "<>",
 		Subject:     "first second",
@@ -112,12 +112,12 @@ func TestParseMaildirHeader(t *testing.T) {
 	if h != want {
 		t.Errorf("got  %+v\nwant %+v", h, want)
 	}
-	if seen&maildirReturnPathBit == 0 {
+	if seen&returnPathBit == 0 {
 		t.Error("Return-Path not marked as seen")
 	}
 
 	h = Header{}
-	if seen := parseMaildirHeader([]byte("Return-Path:\nFrom: x\n"), &h); seen&maildirReturnPathBit == 0 || h.From != "x" {
+	if seen := parseHeader([]byte("Return-Path:\nFrom: x\n"), &h, '\n'); seen&returnPathBit == 0 || h.From != "x" {
 		t.Errorf("empty Return-Path: seen %b, header %+v", seen, h)
 	}
 }

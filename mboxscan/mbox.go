@@ -444,8 +444,9 @@ func (s *Scanner) message(start int64) (*Message, error) {
 	m.Sender, m.Received, _ = ParseFromLine(fl)
 	m.Saved = m.Received
 
-	// The header, within maxHeader bytes of the From_ line.
-	var name string // field being continued
+	// The header, within maxHeader bytes of the From_ line: find where it
+	// ends, then parse it from the window, which keeps it (keep = start).
+	hdrStart := pos
 	bodyStart := int64(-1)
 	ended := int64(-1) // a From_ line where the header should be: message ends
 	for pos-start < maxHeader {
@@ -454,35 +455,26 @@ func (s *Scanner) message(start int64) (*Message, error) {
 			break // header too long: truncated
 		}
 		if len(l) == 0 {
-			if end == pos { // end of input inside the header
-				bodyStart = pos
-				break
-			}
-			bodyStart = end
+			bodyStart = end // the blank line, or the end of the input
 			break
 		}
-		if bytes.HasPrefix(l, []byte("From ")) {
+		if bytes.HasPrefix(l, fromPrefix) {
 			if _, _, valid := ParseFromLine(l); valid {
 				ended = pos
 				break
 			}
 		}
-		if l[0] == ' ' || l[0] == '\t' {
-			if name != "" {
-				m.Header.append(name, l)
-			}
-		} else if c := bytes.IndexByte(l, ':'); c > 0 {
-			name = m.Header.set(l[:c], l[c+1:])
-		} else {
+		if l[0] != ' ' && l[0] != '\t' && bytes.IndexByte(l, ':') <= 0 {
 			bodyStart = pos // not a header line: the body starts here
 			break
 		}
-		if !ok { // last line without terminator
+		pos = end
+		if !ok { // last line, without a terminator
 			bodyStart = end
 			break
 		}
-		pos = end
 	}
+	parseHeader(s.buf[hdrStart-s.off:pos-s.off], &m.Header, s.nl)
 	if bodyStart < 0 && ended < 0 {
 		m.HeaderTruncated = true
 		s.problemf("message at offset %d: header longer than %d bytes, cut there", start, maxHeader)
