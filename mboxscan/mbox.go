@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -77,6 +78,16 @@ type Scanner struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 
+	// Files (io.ReaderAt) are read by parallel lanes with pread: lane i
+	// reads chunks i, i+lanes, … and lists the From_ line candidates in
+	// each, so reading and searching run on every core.
+	ra    io.ReaderAt
+	base  int64 // offset in ra where the scan started (after a seek)
+	lanes []*lane
+	k     int     // index of the next chunk to take
+	cands []int32 // candidates of the window's chunk, relative to cbase
+	cbase int64   // input offset of that chunk's first byte
+
 	nl byte // line terminator: '\n', or '\r' in a CR-only file
 	// nextGlued: the next message's From_ line found by search has no
 	// blank line before it (see Message.Glued).
@@ -95,10 +106,26 @@ type Scanner struct {
 }
 
 type chunk struct {
-	mem []byte // headroom + chunkSize
-	n   int    // bytes read into mem[headroom:]
-	err error
+	mem   []byte // headroom + chunkSize
+	n     int    // bytes read into mem[headroom:]
+	err   error
+	lane  *lane   // parallel mode: where to hand it back
+	off   int64   // parallel mode: input offset of mem[headroom]
+	cands []int32 // parallel mode: candidates (see candidates)
 }
+
+// lane is one parallel reader: its own chunks and its output in order.
+type lane struct {
+	out  chan *chunk
+	free chan *chunk
+}
+
+// lanes is the number of parallel readers; chunksPerLane the chunks each
+// owns (one being read, one queued, one with the parser).
+const (
+	lanes         = 2
+	chunksPerLane = 3
+)
 
 // NewScanner returns a Scanner reading r; path is used in errors. When r
 // is an io.Seeker (an *os.File), a Content-Length that turns out wrong is
@@ -106,6 +133,22 @@ type chunk struct {
 // From_ line in the body.
 func NewScanner(r io.Reader, path string) *Scanner {
 	s := &Scanner{path: path, r: r, nl: '\n', next: -1}
+	if ra, ok := r.(io.ReaderAt); ok {
+		s.ra = ra
+		if sk, ok := r.(io.Seeker); ok {
+			s.base, _ = sk.Seek(0, io.SeekCurrent)
+		}
+		s.lanes = make([]*lane, lanes)
+		for i := range s.lanes {
+			l := &lane{free: make(chan *chunk, chunksPerLane)}
+			for range chunksPerLane {
+				l.free <- &chunk{mem: make([]byte, headroom+chunkSize), lane: l}
+			}
+			s.lanes[i] = l
+		}
+		s.startLanes()
+		return s
+	}
 	// A fixed set of chunks: the reader waits for the parser to hand one
 	// back, so memory stays at chunksInFlight+1 chunks.
 	s.free = make(chan *chunk, chunksInFlight+1)
@@ -147,12 +190,84 @@ func (s *Scanner) startReader() {
 	}(s.chunks, s.stop)
 }
 
-// Close stops the reading goroutine. It does not close the underlying reader.
+// startLanes starts the parallel readers at s.base.
+func (s *Scanner) startLanes() {
+	s.stop = make(chan struct{})
+	s.k = 0
+	for i, l := range s.lanes {
+		l.out = make(chan *chunk, chunksPerLane-1)
+		s.wg.Add(1)
+		go func(i int, l *lane, stop <-chan struct{}) {
+			defer s.wg.Done()
+			defer close(l.out)
+			for k := i; ; k += lanes {
+				var c *chunk
+				select {
+				case c = <-l.free:
+				case <-stop:
+					return
+				}
+				c.off = s.base + int64(k)*chunkSize
+				c.n, c.err = s.ra.ReadAt(c.mem[headroom:], c.off)
+				c.cands = candidates(c.mem[headroom:headroom+c.n], c.cands[:0])
+				select {
+				case l.out <- c:
+				case <-stop:
+					s.recycle(c)
+					return
+				}
+				if c.err != nil {
+					return
+				}
+			}
+		}(i, l, s.stop)
+	}
+}
+
+// candidates appends to c the positions p in data where "From " starts
+// and the byte before is a line feed, or p is 0 (the byte before lies in
+// the previous chunk: the parser checks). Positions closer than 5 bytes to
+// the end are not listed; the parser looks at those itself.
+func candidates(data []byte, c []int32) []int32 {
+	for i := 0; i < len(data); {
+		j := bytes.IndexByte(data[i:], 'F')
+		if j < 0 {
+			break
+		}
+		k := i + j
+		i = k + 1
+		if k+5 <= len(data) && (k == 0 || data[k-1] == '\n') && bytes.HasPrefix(data[k:], fromPrefix) {
+			c = append(c, int32(k))
+		}
+	}
+	return c
+}
+
+// nextChunk returns the next chunk of input in order, or false at the end.
+func (s *Scanner) nextChunk() (*chunk, bool) {
+	if s.lanes == nil {
+		c, ok := <-s.chunks
+		return c, ok
+	}
+	c, ok := <-s.lanes[s.k%lanes].out
+	s.k++
+	return c, ok
+}
+
+// Close stops the reading goroutines. It does not close the underlying reader.
 func (s *Scanner) Close() error {
 	if s.stop != nil {
 		close(s.stop)
-		for c := range s.chunks {
-			s.recycle(c)
+		if s.lanes != nil {
+			for _, l := range s.lanes {
+				for c := range l.out {
+					s.recycle(c)
+				}
+			}
+		} else {
+			for c := range s.chunks {
+				s.recycle(c)
+			}
 		}
 		s.wg.Wait()
 		s.stop = nil
@@ -188,7 +303,7 @@ func (s *Scanner) fill(keep int64) bool {
 	if end := s.off + int64(len(s.buf)); keep > end {
 		keep = end
 	}
-	c, ok := <-s.chunks
+	c, ok := s.nextChunk()
 	if !ok {
 		s.eof = true
 		return false
@@ -208,12 +323,17 @@ func (s *Scanner) fill(keep int64) bool {
 		copy(mem[len(carry):], c.mem[headroom:headroom+c.n])
 		s.recycle(c)
 		s.buf, s.off = mem, keep
+		s.cands = nil
 	} else {
 		copy(c.mem[start:headroom], carry)
 		s.buf = c.mem[start : headroom+c.n]
 		s.off = keep
 		s.recycle(s.cur)
 		s.cur = c
+		s.cands, s.cbase = nil, 0
+		if c.lane != nil {
+			s.cands, s.cbase = c.cands, keep+int64(len(carry))
+		}
 	}
 	if c.err != nil {
 		if c.err != io.EOF && s.err == nil {
@@ -228,14 +348,26 @@ func (s *Scanner) recycle(c *chunk) {
 	if c == nil {
 		return
 	}
+	free := s.free
+	if c.lane != nil {
+		free = c.lane.free
+	}
 	select {
-	case s.free <- c:
+	case free <- c:
 	default:
 	}
 }
 
 // seek restarts reading at off (only on an io.Seeker).
 func (s *Scanner) seek(off int64) bool {
+	if s.lanes != nil {
+		s.Close()
+		s.recycle(s.cur)
+		s.cur, s.cands = nil, nil
+		s.buf, s.off, s.eof, s.base = nil, off, false, off
+		s.startLanes()
+		return true
+	}
 	sk, ok := s.r.(io.Seeker)
 	if !ok {
 		return false
@@ -315,12 +447,11 @@ func (s *Scanner) search(from, limit int64) int64 {
 			end = e
 		}
 		for i < end {
-			j := bytes.IndexByte(buf[i:end], 'F')
-			if j < 0 {
+			k := s.nextCandidate(i, end)
+			if k < 0 {
 				i = end
 				break
 			}
-			k := i + int64(j)
 			i = k + 1
 			if k == 0 {
 				if s.off != 0 {
@@ -358,6 +489,41 @@ func (s *Scanner) search(from, limit int64) int64 {
 }
 
 var fromPrefix = []byte("From ")
+
+// nextCandidate returns the index in the window of the next 'F' in
+// [i, end) that may start a From_ line, or -1. In a chunk read by a lane
+// it takes the lane's list; bytes carried over from the previous chunk and
+// the last 4 bytes, which the list leaves out, it searches itself.
+func (s *Scanner) nextCandidate(i, end int64) int64 {
+	buf := s.buf
+	if s.cands == nil || s.nl != '\n' {
+		if j := bytes.IndexByte(buf[i:end], 'F'); j >= 0 {
+			return i + int64(j)
+		}
+		return -1
+	}
+	cb := s.cbase - s.off // where the chunk starts in the window
+	if i < cb {
+		if j := bytes.IndexByte(buf[i:min(end, cb)], 'F'); j >= 0 {
+			return i + int64(j)
+		}
+		i = cb
+	}
+	if i >= end {
+		return -1
+	}
+	c := s.cands
+	n, _ := slices.BinarySearch(c, int32(i-cb))
+	if n < len(c) && cb+int64(c[n]) < end {
+		return cb + int64(c[n])
+	}
+	if t := max(i, int64(len(buf))-4); t < end {
+		if j := bytes.IndexByte(buf[t:end], 'F'); j >= 0 {
+			return t + int64(j)
+		}
+	}
+	return -1
+}
 
 // blankBefore reports whether the line before the one starting at at is
 // empty, as every mbox writer leaves it. It is true when that is unknown.
@@ -537,6 +703,9 @@ func (s *Scanner) bodyEnd(start, bodyStart int64, contentLength string) int64 {
 		return -1
 	}
 	if ok {
+		// The writer's own boundary; a From_ line search may have met in
+		// the body says nothing about it.
+		s.nextGlued = false
 		return next
 	}
 	if first >= 0 {
