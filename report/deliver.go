@@ -418,6 +418,11 @@ func Deliver(ctx context.Context, s Sender, msgs []Outgoing, opts DeliverOptions
 			for _, rest := range msgs[i:] {
 				sum.Results = append(sum.Results, DeliveryResult{Label: rest.Label})
 			}
+			if ctx.Err() == nil {
+				// The limiter saw that the next message would be due
+				// after ctx's deadline.
+				errs = append(errs, fmt.Errorf("deliver: %w (%s)", context.DeadlineExceeded, err))
+			}
 			break
 		}
 		err := s.Send(ctx, m.Envelope, m.Msg)

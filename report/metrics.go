@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -218,6 +219,6 @@ func ReadLastSuccess(path string) (time.Time, error) {
 	if v <= 0 {
 		return time.Time{}, nil
 	}
-	sec := int64(v)
-	return time.Unix(sec, int64((v-float64(sec))*1e9)), nil
+	// A float64 holds the seconds to about a microsecond.
+	return time.UnixMicro(int64(math.Round(v * 1e6))), nil
 }
