@@ -215,7 +215,7 @@ func numericZone(f string) *time.Location {
 }
 
 func isZoneName(f string) bool {
-	if len(f) < 1 || len(f) > 5 {
+	if len(f) < 1 || len(f) > 6 {
 		return false
 	}
 	for i := 0; i < len(f); i++ {

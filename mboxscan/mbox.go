@@ -82,7 +82,8 @@ type Scanner struct {
 	// reads chunks i, i+lanes, … and lists the From_ line candidates in
 	// each, so reading and searching run on every core.
 	ra    io.ReaderAt
-	base  int64 // offset in ra where the scan started (after a seek)
+	start int64 // position of r when the Scanner was made: offsets count from it
+	base  int64 // offset in ra where reading (re)started: start + a seek's offset
 	lanes []*lane
 	k     int     // index of the next chunk to take
 	cands []int32 // candidates of the window's chunk, relative to cbase
@@ -99,10 +100,10 @@ type Scanner struct {
 	problems  []string
 	err       error
 
-	// Progress, when set, is called with the number of bytes consumed
+	// Progress, when set, is called with the number of new bytes read
 	// since the last call.
 	Progress func(n int64)
-	reported int64
+	reported int64 // input offset up to which Progress was told
 }
 
 type chunk struct {
@@ -113,6 +114,10 @@ type chunk struct {
 	off   int64   // parallel mode: input offset of mem[headroom]
 	cands []int32 // parallel mode: candidates (see candidates)
 }
+
+var chunkPool = sync.Pool{New: func() any {
+	return &chunk{mem: make([]byte, headroom+chunkSize), cands: make([]int32, 0, 256)}
+}}
 
 // lane is one parallel reader: its own chunks and its output in order.
 type lane struct {
@@ -133,27 +138,32 @@ const (
 // From_ line in the body.
 func NewScanner(r io.Reader, path string) *Scanner {
 	s := &Scanner{path: path, r: r, nl: '\n', next: -1}
+	if sk, ok := r.(io.Seeker); ok {
+		s.start, _ = sk.Seek(0, io.SeekCurrent)
+	}
+	// A fixed set of chunks, from a pool shared by all Scanners (a spool
+	// of small mailboxes would otherwise allocate megabytes per file): a
+	// reader waits for the parser to hand one back.
 	if ra, ok := r.(io.ReaderAt); ok {
-		s.ra = ra
-		if sk, ok := r.(io.Seeker); ok {
-			s.base, _ = sk.Seek(0, io.SeekCurrent)
-		}
+		s.ra, s.base = ra, s.start
 		s.lanes = make([]*lane, lanes)
 		for i := range s.lanes {
 			l := &lane{free: make(chan *chunk, chunksPerLane)}
 			for range chunksPerLane {
-				l.free <- &chunk{mem: make([]byte, headroom+chunkSize), lane: l}
+				c := chunkPool.Get().(*chunk)
+				c.lane = l
+				l.free <- c
 			}
 			s.lanes[i] = l
 		}
 		s.startLanes()
 		return s
 	}
-	// A fixed set of chunks: the reader waits for the parser to hand one
-	// back, so memory stays at chunksInFlight+1 chunks.
 	s.free = make(chan *chunk, chunksInFlight+1)
 	for range chunksInFlight + 1 {
-		s.free <- &chunk{mem: make([]byte, headroom+chunkSize)}
+		c := chunkPool.Get().(*chunk)
+		c.lane = nil
+		s.free <- c
 	}
 	s.startReader()
 	return s
@@ -254,8 +264,42 @@ func (s *Scanner) nextChunk() (*chunk, bool) {
 	return c, ok
 }
 
-// Close stops the reading goroutines. It does not close the underlying reader.
+// Close stops the reading goroutines and gives the buffers back. It does
+// not close the underlying reader. The Scanner is unusable afterwards.
 func (s *Scanner) Close() error {
+	s.halt()
+	release := func(free chan *chunk) {
+		for {
+			select {
+			case c := <-free:
+				chunkPool.Put(c)
+			default:
+				return
+			}
+		}
+	}
+	if s.cur != nil {
+		s.recycle(s.cur)
+		s.cur = nil
+	}
+	s.buf, s.cands = nil, nil
+	if s.lanes != nil {
+		for _, l := range s.lanes {
+			release(l.free)
+		}
+	} else if s.free != nil {
+		release(s.free)
+	}
+	if s.err == nil {
+		s.err = errClosed
+	}
+	return nil
+}
+
+var errClosed = errors.New("mboxscan: Scanner closed")
+
+// halt stops the reading goroutines, keeping the buffers.
+func (s *Scanner) halt() {
 	if s.stop != nil {
 		close(s.stop)
 		if s.lanes != nil {
@@ -272,7 +316,6 @@ func (s *Scanner) Close() error {
 		s.wg.Wait()
 		s.stop = nil
 	}
-	return nil
 }
 
 // Problems lists what was odd in the input so far: leading garbage, a
@@ -308,9 +351,6 @@ func (s *Scanner) fill(keep int64) bool {
 		s.eof = true
 		return false
 	}
-	if s.Progress != nil {
-		s.Progress(int64(c.n))
-	}
 	var carry []byte
 	if k := keep - s.off; k < int64(len(s.buf)) {
 		carry = s.buf[k:]
@@ -334,6 +374,11 @@ func (s *Scanner) fill(keep int64) bool {
 		if c.lane != nil {
 			s.cands, s.cbase = c.cands, keep+int64(len(carry))
 		}
+	}
+	if end := s.off + int64(len(s.buf)); s.Progress != nil && end > s.reported {
+		// Bytes read again after going back are not counted twice.
+		s.Progress(end - s.reported)
+		s.reported = end
 	}
 	if c.err != nil {
 		if c.err != io.EOF && s.err == nil {
@@ -361,10 +406,10 @@ func (s *Scanner) recycle(c *chunk) {
 // seek restarts reading at off (only on an io.Seeker).
 func (s *Scanner) seek(off int64) bool {
 	if s.lanes != nil {
-		s.Close()
+		s.halt()
 		s.recycle(s.cur)
 		s.cur, s.cands = nil, nil
-		s.buf, s.off, s.eof, s.base = nil, off, false, off
+		s.buf, s.off, s.eof, s.base = nil, off, false, s.start+off
 		s.startLanes()
 		return true
 	}
@@ -372,8 +417,8 @@ func (s *Scanner) seek(off int64) bool {
 	if !ok {
 		return false
 	}
-	s.Close()
-	if _, err := sk.Seek(off, io.SeekStart); err != nil {
+	s.halt()
+	if _, err := sk.Seek(s.start+off, io.SeekStart); err != nil {
 		s.err = &ParseError{Path: s.path, Offset: off, Err: err}
 		return false
 	}
@@ -468,8 +513,9 @@ func (s *Scanner) search(from, limit int64) int64 {
 				continue
 			}
 			at := s.off + k
+			glued := !s.blankBefore(at) // before fromLineAt moves the window
 			if s.fromLineAt(at, at) {
-				s.nextGlued = !s.blankBefore(at)
+				s.nextGlued = glued
 				return at
 			}
 			// fromLineAt may have moved the window.
@@ -481,8 +527,9 @@ func (s *Scanner) search(from, limit int64) int64 {
 		if pos >= limit {
 			return -1
 		}
-		// Keep the byte before pos: it tells whether pos starts a line.
-		if !s.fill(max(pos-1, s.off)) {
+		// Keep the 3 bytes before pos: whether pos starts a line, and
+		// whether the line before is blank (LF or CRLF).
+		if !s.fill(max(pos-3, s.off)) {
 			return -1
 		}
 	}
@@ -616,8 +663,9 @@ func (s *Scanner) message(start int64) (*Message, error) {
 	bodyStart := int64(-1)
 	ended := int64(-1) // a From_ line where the header should be: message ends
 	for pos-start < maxHeader {
-		l, end, ok := s.line(pos, start, int(maxHeader-(pos-start)))
-		if !ok && !s.eof {
+		room := maxHeader - (pos - start)
+		l, end, ok := s.line(pos, start, int(room))
+		if !ok && (!s.eof || end-pos >= room) {
 			break // header too long: truncated
 		}
 		if len(l) == 0 {
@@ -694,11 +742,11 @@ func (s *Scanner) bodyEnd(start, bodyStart int64, contentLength string) int64 {
 	if s.err != nil {
 		return -1
 	}
-	keep := target - 1
+	keep := target - 1 // the byte before the target says if it starts a line
 	if first >= 0 && target-first < headroom/2 {
 		keep = first
 	}
-	next, ok := s.landsOnBoundary(target, max(keep, bodyStart))
+	next, ok := s.landsOnBoundary(target, max(keep, s.off))
 	if s.err != nil {
 		return -1
 	}
@@ -737,6 +785,10 @@ func (s *Scanner) landsOnBoundary(target, keep int64) (next int64, ok bool) {
 	}
 	if s.eof && target == s.off+int64(len(s.buf)) {
 		return -1, true
+	}
+	// Counted to the middle of a line: not where the writer ended it.
+	if i := target - 1 - s.off; target > 0 && (i < 0 || s.buf[i] != s.nl) {
+		return 0, false
 	}
 	if s.fromLineAt(target, keep) {
 		return target, true
