@@ -23,9 +23,9 @@ import (
 	"testing"
 	"time"
 
+	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
-	gomail "github.com/emersion/go-message/mail"
 )
 
 // testCert makes a self-signed certificate for 127.0.0.1 and localhost,
