@@ -110,7 +110,8 @@ default ` + config.DefaultPath + `; flags override it). It:
      owner was told, at least notify.notice (default 7d) before, that it
      would be: the first night sends the notice, a night after the notice
      period removes what it announced. Owners are told at most once per
-     notice period. archive is not supported yet and reports only;
+     notice period. archive moves what delete would remove into
+     compressed mbox files under archive_dir, made durable first;
   4. writes the metrics textfile when metrics_textfile is set;
   5. ends with one summary line on stderr, and with --format json the
      summary as JSON on stdout.
@@ -267,8 +268,8 @@ func runRun(ctx context.Context, opts RunOptions, changed func(string) bool, g g
 	if !s.shard.IsZero() {
 		shard = " shard " + s.shard.String() + ":"
 	}
-	fmt.Fprintf(stderr, "mailkeep: run%s%s %d scanned, %d removed (%s), %d archived, %d notified, %d failed, in %s\n",
-		dry, shard, t.scanned, t.removed, humanize.IBytes(uint64(t.bytesRemoved)), t.archived, t.notified, t.failed,
+	fmt.Fprintf(stderr, "mailkeep: run%s%s %d scanned, %d removed, %d archived (%s freed), %d notified, %d failed, in %s\n",
+		dry, shard, t.scanned, t.removed, t.archived, humanize.IBytes(uint64(t.bytesRemoved)), t.notified, t.failed,
 		elapsed.Round(time.Millisecond))
 	if s.json {
 		rep := runReport{
@@ -342,7 +343,6 @@ type runner struct {
 	tally  runTally
 	trends []runTrend
 	notify *notifier
-	warned map[string]bool
 }
 
 func (r *runner) warn(format string, args ...any) { warnf(r.stderr, format, args...) }
@@ -601,16 +601,6 @@ func (r *runner) owner(mb *mboxscan.Mailbox) report.Owner {
 
 func (r *runner) applyRule(ctx context.Context, mb *mboxscan.Mailbox, owner report.Owner, rule retention.Rule) {
 	action := rule.Action
-	if action == retention.ActionArchive {
-		if !r.warned[rule.Name] {
-			if r.warned == nil {
-				r.warned = map[string]bool{}
-			}
-			r.warned[rule.Name] = true
-			r.warn("%s: action archive is not supported yet: reporting only", rule.Name)
-		}
-		action = retention.ActionReport
-	}
 	p := rule.Policy
 	notice := retention.Age{}
 	if r.notify != nil {
@@ -638,7 +628,7 @@ func (r *runner) applyRule(ctx context.Context, mb *mboxscan.Mailbox, owner repo
 			}
 		}
 		if !removalCut.IsZero() {
-			r.prune(ctx, mb, withCutoff(p, removalCut))
+			r.prune(ctx, mb, withCutoff(p, removalCut), action == retention.ActionArchive)
 		}
 	}
 
@@ -713,8 +703,9 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// prune removes what p selects from mb (a dry run with --dry-run).
-func (r *runner) prune(ctx context.Context, mb *mboxscan.Mailbox, p retention.Policy) {
+// prune removes what p selects from mb (a dry run with --dry-run), into
+// archive_dir when archive is set.
+func (r *runner) prune(ctx context.Context, mb *mboxscan.Mailbox, p retention.Policy, archive bool) {
 	o := retention.Options{
 		Policy:     p,
 		Now:        r.now,
@@ -722,6 +713,12 @@ func (r *runner) prune(ctx context.Context, mb *mboxscan.Mailbox, p retention.Po
 		Lock:       r.cfg.Lock,
 		CheckOwner: true,
 		ExpectUID:  mb.UID,
+		// The journals of in-place rewrites live with the rest of the
+		// run's state.
+		StateDir: r.cfg.StateDir,
+	}
+	if archive {
+		o.Archive = retention.ArchiveOptions{Dir: r.cfg.ArchiveDir}
 	}
 	var (
 		res *retention.Result
@@ -743,6 +740,9 @@ func (r *runner) prune(ctx context.Context, mb *mboxscan.Mailbox, p retention.Po
 		}
 		return
 	}
-	r.tally.removed += res.MessagesRemoved
+	// removed counts what left the mailboxes without a copy; archived what
+	// went to the archive.
+	r.tally.archived += res.MessagesArchived
+	r.tally.removed += res.MessagesRemoved - res.MessagesArchived
 	r.tally.bytesRemoved += res.BytesRemoved
 }

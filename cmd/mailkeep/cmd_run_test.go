@@ -589,3 +589,39 @@ func TestRunShard(t *testing.T) {
 		t.Errorf("a Maildir's folders were split between shards %d, %d, %d", a, b, c)
 	}
 }
+
+// TestRunArchive: action archive moves the old messages to archive_dir.
+func TestRunArchive(t *testing.T) {
+	dir := t.TempDir()
+	keep := mboxMessage(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), "young@x", 0)
+	mbox := filepath.Join(dir, "mail", "alice")
+	writeFile(t, mbox, mboxMessage(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), "old@x", 0)+keep)
+	archive := filepath.Join(dir, "archive")
+	cfg := filepath.Join(dir, "c.toml")
+	writeFile(t, cfg, `roots = ["`+dir+`/mail"]
+state_dir = "`+dir+`/state"
+archive_dir = "`+archive+`"
+[[policy]]
+folders = ["alice"]
+older_than = "1y"
+action = "archive"
+`)
+	r := mailkeep(t, "run", "--config", cfg, "--format", "json", "--now", "2025-02-01T03:00:00Z")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if doc := decodeRun(t, r); doc.Archived != 1 || doc.Removed != 0 || doc.Failed != 0 {
+		t.Errorf("%+v", doc)
+	}
+	if !strings.Contains(r.stderr, "0 removed, 1 archived") {
+		t.Errorf("summary: %q", r.stderr)
+	}
+	if got := readFile(t, mbox); got != keep {
+		t.Errorf("mailbox after archiving: %q", got)
+	}
+	files, _ := filepath.Glob(filepath.Join(archive, "*", "alice.2020-01.mbox.gz"))
+	if len(files) != 1 {
+		all, _ := filepath.Glob(filepath.Join(archive, "*", "*"))
+		t.Errorf("archive files: %v", all)
+	}
+}
