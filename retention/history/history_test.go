@@ -45,6 +45,12 @@ func TestRecordSeriesPrune(t *testing.T) {
 	if len(st) != 10 || st[0].Bytes != 1050 || st[0].Messages != 11 || st[0].Limit != 5000 {
 		t.Errorf("store series: %+v", st)
 	}
+	if tr, ok, err := db.StoreTrend(ctx, "/m/a/Maildir", 30, 0); err != nil || !ok || tr.BytesPerDay != 100 || tr.Last.Bytes != 1950 || math.Abs(tr.DaysToFull-30.5) > 1e-9 {
+		t.Errorf("store trend: %+v %v %v", tr, ok, err)
+	}
+	if _, ok, err := db.StoreTrend(ctx, "/nowhere", 30, 0); err != nil || ok {
+		t.Errorf("trend of an unknown store: %v %v", ok, err)
+	}
 	if ok, _ := db.IsStore(ctx, "/var/mail/b"); !ok {
 		t.Error("/var/mail/b should be its own store")
 	}

@@ -1,6 +1,7 @@
 package history
 
 import (
+	"context"
 	"math"
 	"slices"
 	"time"
@@ -81,4 +82,23 @@ func median(v []float64) float64 {
 		return v[n/2]
 	}
 	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// StoreTrend fits the growth of store over its last points runs (see
+// [Fit]) against limit, or against the latest limit recorded with its runs
+// when limit is 0. ok is false when there are not enough runs. It is what
+// a scan needs to show "full in N days".
+func (d *DB) StoreTrend(ctx context.Context, store string, points int, limit int64) (t Trend, ok bool, err error) {
+	pts, err := d.StoreSeries(ctx, store, points)
+	if err != nil || len(pts) == 0 {
+		return Trend{}, false, err
+	}
+	for i := len(pts) - 1; i >= 0 && limit <= 0; i-- {
+		limit = pts[i].Limit // the latest one recorded
+	}
+	if limit <= 0 {
+		return Trend{}, false, nil
+	}
+	t, ok = Fit(pts, limit)
+	return t, ok, nil
 }
