@@ -59,7 +59,7 @@ var testHookAfterList func(dir string)
 // refuses a symlink.
 func openDirNoatime(path string) (*os.File, error) {
 	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	fd, err := unix.Open(path, flags|unix.O_NOATIME, 0)
+	fd, err := unix.Open(path, flags|oNoatime, 0)
 	if errors.Is(err, unix.EPERM) {
 		// O_NOATIME needs the owner or CAP_FOWNER.
 		fd, err = unix.Open(path, flags, 0)
@@ -177,7 +177,7 @@ func newMaildirReader() *maildirReader {
 		noatime: new(atomic.Bool),
 		restore: new(atomic.Bool),
 	}
-	r.noatime.Store(true)
+	r.noatime.Store(oNoatime != 0)
 	r.restore.Store(true)
 	return r
 }
@@ -198,7 +198,7 @@ func (r *maildirReader) read(dirfd int, dir, name string, m *Message) error {
 	var fd int
 	var err error
 	if noatime {
-		fd, err = unix.Openat(dirfd, name, flags|unix.O_NOATIME, 0)
+		fd, err = unix.Openat(dirfd, name, flags|oNoatime, 0)
 		if errors.Is(err, unix.EPERM) {
 			r.noatime.Store(false)
 			noatime = false

@@ -23,8 +23,8 @@ type ReadOnlyFile struct {
 // not, Close restores the access time seen at open.
 func OpenReadOnly(path string) (*ReadOnlyFile, error) {
 	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
-	fd, err := unix.Open(path, flags|unix.O_NOATIME, 0)
-	noatime := err == nil
+	fd, err := unix.Open(path, flags|oNoatime, 0)
+	noatime := err == nil && oNoatime != 0
 	if errors.Is(err, unix.EPERM) {
 		fd, err = unix.Open(path, flags, 0)
 	}

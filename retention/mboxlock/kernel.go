@@ -39,7 +39,7 @@ func tryKernel(k Kind, path string, f *os.File) (*BusyError, error) {
 	err := withFd(f, func(fd int) error {
 		switch k {
 		case Fcntl:
-			err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, wholeFile(unix.F_WRLCK))
+			err := unix.FcntlFlock(uintptr(fd), setLock, wholeFile(unix.F_WRLCK))
 			switch {
 			case err == nil:
 				return nil
@@ -77,7 +77,7 @@ func releaseKernel(k Kind, path string, f *os.File) error {
 		if k == Flock {
 			return unix.Flock(fd, unix.LOCK_UN)
 		}
-		return unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, wholeFile(unix.F_UNLCK))
+		return unix.FcntlFlock(uintptr(fd), setLock, wholeFile(unix.F_UNLCK))
 	})
 	if err == nil || errors.Is(err, os.ErrClosed) {
 		return nil
@@ -90,7 +90,7 @@ func releaseKernel(k Kind, path string, f *os.File) error {
 // for an OFD lock, whose owner /proc/locks may still name.
 func fcntlHolder(fd int) int {
 	lk := wholeFile(unix.F_WRLCK)
-	if err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_GETLK, lk); err == nil && lk.Type != unix.F_UNLCK && lk.Pid > 0 {
+	if err := unix.FcntlFlock(uintptr(fd), getLock, lk); err == nil && lk.Type != unix.F_UNLCK && lk.Pid > 0 {
 		return int(lk.Pid)
 	}
 	if pid := procLocksHolder(fd, "POSIX"); pid > 0 {
