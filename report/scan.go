@@ -46,8 +46,8 @@ type ScanOptions struct {
 }
 
 // Scan renders res in the chosen format. It returns [ErrUnsupportedFormat]
-// (wrapped) for prometheus, an error for an unknown format, and any error
-// from w.
+// (wrapped) for prometheus, whose metrics need the scan's timing: use
+// [WriteMetrics]. Other errors are an unknown format and those from w.
 func Scan(w io.Writer, res *mboxscan.Result, opts ScanOptions) error {
 	switch opts.Format {
 	case FormatTable, "":

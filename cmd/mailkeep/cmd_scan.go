@@ -91,6 +91,10 @@ Formats (--format):
   json   the document described in the CLI contract, on stdout
   csv    a header row, then the JSON fields of each mailbox; skipped files
          are warnings on stderr
+  prometheus
+         the Prometheus text format (mailkeep_mailbox_size_bytes and the
+         rest, labelled by path, owner, format and store); --textfile PATH
+         writes the same atomically for node_exporter's textfile collector
 
 SIZE takes forms like 2GiB, 1.5GB, 10MB or 500000. GB and MB are powers of
 ten (1GB = 10^9 bytes); GiB and MiB powers of two (1GiB = 2^30 bytes).

@@ -92,7 +92,6 @@ func TestBinaryExitCodes(t *testing.T) {
 		{[]string{"scan", "--large", "0"}, 2, `^$`, `--large must be above 0`},
 		{[]string{"scan", "--jobs", "-1"}, 2, `^$`, `--jobs -1`},
 		{[]string{"scan", "--format", "xml"}, 2, `^$`, `must be one of table\|json\|csv\|prometheus`},
-		{[]string{"scan", "--format", "prometheus"}, 2, `^$`, `prometheus is not supported yet`},
 		{[]string{"check", "--bogus"}, 3, `^MAILKEEP UNKNOWN - unknown flag: --bogus\n$`, `^mailkeep: error: unknown flag: --bogus\n`},
 		{[]string{"check", "--warn", "99"}, 3, `^MAILKEEP UNKNOWN - --warn 99 is not below --crit 95\n$`, `^mailkeep: error: `},
 		{[]string{"check", missing}, 3, `^MAILKEEP UNKNOWN - scan failed: scan root: stat .*: no such file or directory; no mailboxes found; 1 skipped \| `, `^mailkeep: error: scan root: `},
