@@ -8,6 +8,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +29,12 @@ type MetricsOptions struct {
 	LastSuccess time.Time
 	// Success says whether this scan succeeded (every root scanned).
 	Success bool
+	// Labels are constant labels added to every series written, such as
+	// the shard of a nightly run ("shard": "0/4"), so that the hosts of a
+	// fleet can be told apart and summed. A name must be a valid label
+	// name other than path, owner, format and store; values that are not
+	// valid UTF-8 are written Go-quoted.
+	Labels map[string]string
 }
 
 // metricLabels label every per-mailbox metric.
@@ -60,16 +68,22 @@ const (
 // and, without labels: mailkeep_mailboxes, mailkeep_skipped_files,
 // mailkeep_scan_success (1 or 0), mailkeep_scan_duration_seconds and
 // mailkeep_last_success_timestamp_seconds (when opts.LastSuccess is set).
-// Label values that are not valid UTF-8 are written Go-quoted.
+// Label values that are not valid UTF-8 are written Go-quoted. Every
+// series also carries opts.Labels; a label name there that is invalid or
+// one of the above is an error, and nothing is written.
 func WriteMetrics(w io.Writer, res *mboxscan.Result, opts MetricsOptions) error {
+	constLabels, err := checkConstLabels(opts.Labels)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewPedanticRegistry()
 	vec := func(name, help string) *prometheus.GaugeVec {
-		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, metricLabels)
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: constLabels}, metricLabels)
 		reg.MustRegister(g)
 		return g
 	}
 	gauge := func(name, help string, v float64) {
-		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: constLabels})
 		g.Set(v)
 		reg.MustRegister(g)
 	}
@@ -136,6 +150,25 @@ func WriteMetrics(w io.Writer, res *mboxscan.Result, opts MetricsOptions) error 
 		}
 	}
 	return nil
+}
+
+// checkConstLabels checks the names of MetricsOptions.Labels and makes
+// their values valid UTF-8.
+func checkConstLabels(labels map[string]string) (prometheus.Labels, error) {
+	if len(labels) == 0 {
+		return nil, nil
+	}
+	out := make(prometheus.Labels, len(labels))
+	for name, v := range labels {
+		if !model.LabelName(name).IsValidLegacy() || strings.HasPrefix(name, "__") {
+			return nil, fmt.Errorf("write metrics: invalid label name %q", name)
+		}
+		if slices.Contains(metricLabels, name) {
+			return nil, fmt.Errorf("write metrics: label %q is already a per-mailbox label", name)
+		}
+		out[name] = labelValue(v)
+	}
+	return out, nil
 }
 
 func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

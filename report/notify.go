@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/mail"
 	"os"
@@ -51,7 +52,11 @@ var NoticeLangs = []string{"en", "ja"}
 //	.Level               the worst level of the owner's stores: ok, warn, crit
 //	.OverLimit           some store is at or over its limit
 //	.Stores              []NoticeStore: .Path .Bytes .LimitBytes .UsedRatio
-//	                     .Level .OverLimit .Quota (limit from maildirsize)
+//	                     .Level .OverLimit .Quota (limit from maildirsize),
+//	                     and its trend from the history of nightly runs:
+//	                     .Growing (it grows toward its limit: the next
+//	                     two are set) .FullInDays (whole days from .Now)
+//	                     .FullAt (a time.Time) .GrowthBytesPerDay
 //	.Mailboxes           []NoticeMailbox: .Path .Name .Format .Folder .Store
 //	                     .Messages .Bytes .Oldest .Newest .Remove .Error
 //	.Messages .Bytes     totals over .Mailboxes
@@ -63,6 +68,9 @@ var NoticeLangs = []string{"en", "ja"}
 //	.Remove              NoticeRemoval, totals of what the policy would
 //	                     remove: .Messages .Bytes .Oldest .Newest
 //	                     (each mailbox has its own .Remove)
+//	.RemoveAfter         when the announced messages will be removed (the
+//	                     end of the notice period of "mailkeep run", a
+//	                     time.Time); zero when the notice removes nothing
 //	.Largest             []NoticeMessage, the largest messages, largest
 //	                     first: .Mailbox .Date .From .Subject .Bytes .Remove
 //
@@ -98,6 +106,10 @@ type Notice struct {
 	DateKind     mboxscan.DateKind
 	KeepsFlagged bool
 	Remove       NoticeRemoval
+	// RemoveAfter is when what Remove counts will be removed: the end of
+	// the notice period. Zero when nothing is to be removed on a date
+	// (notify's dry run, a report-only policy).
+	RemoveAfter time.Time
 
 	Largest []NoticeMessage
 }
@@ -112,6 +124,26 @@ type NoticeStore struct {
 	Level      mboxscan.Level
 	OverLimit  bool
 	Quota      bool // the limit is the Maildir++ quota
+
+	// The store's trend (see [NoticeStore.SetTrend]); zero without a
+	// history. Growing says that it grows toward its limit: FullInDays
+	// (whole days from the notice's Now, 0 when less than one) and FullAt
+	// are set then.
+	Growing           bool
+	GrowthBytesPerDay int64
+	FullInDays        int
+	FullAt            time.Time
+}
+
+// SetTrend sets the trend fields of s from t.
+func (s *NoticeStore) SetTrend(t Trend) {
+	s.GrowthBytesPerDay = int64(math.Round(t.BytesPerDay))
+	s.Growing = t.Growing()
+	s.FullInDays, s.FullAt = 0, time.Time{}
+	if s.Growing {
+		s.FullInDays = int(max(t.FullInDays, 0))
+		s.FullAt = t.FullAt
+	}
 }
 
 // NoticeMailbox is one mailbox (mbox file or Maildir folder) of the owner.

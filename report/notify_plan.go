@@ -390,6 +390,9 @@ type NoticeOptions struct {
 	Cc   []string
 	Host string
 	Now  time.Time
+	// Trends are the stores' growth, keyed by store, as for
+	// [ScanOptions.Trends]; nil: none. Each notice's stores get theirs.
+	Trends map[string]Trend
 }
 
 // NoticeProblem is an owner who should have been told but cannot be, or a
@@ -474,6 +477,9 @@ func PlanNotices(ctx context.Context, res *mboxscan.Result, opts NoticeOptions) 
 					Path: key, Bytes: storeBytes(mb), LimitBytes: mb.LimitBytes, UsedRatio: mb.UsedRatio,
 					Level: mb.Level, OverLimit: mb.LimitBytes > 0 && storeBytes(mb) >= mb.LimitBytes,
 					Quota: mb.Quota != nil && mb.Quota.LimitBytes > 0 && mb.Quota.LimitBytes == mb.LimitBytes,
+				}
+				if t, ok := opts.Trends[key]; ok {
+					st.SetTrend(t)
 				}
 				n.Stores = append(n.Stores, st)
 				n.Level = worse(n.Level, st.Level)

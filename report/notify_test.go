@@ -61,7 +61,9 @@ func sampleNotice() *Notice {
 		Host: "mail.example.jp", Now: noticeNow,
 		Level: mboxscan.LevelWarn,
 		Stores: []NoticeStore{{Path: "/var/vmail/example.jp/taro/Maildir", Bytes: 900 << 20, LimitBytes: 1 << 30,
-			UsedRatio: 900.0 / 1024, Level: mboxscan.LevelWarn, Quota: true}},
+			UsedRatio: 900.0 / 1024, Level: mboxscan.LevelWarn, Quota: true,
+			// 124 MiB to go at 8 MiB a day.
+			Growing: true, GrowthBytesPerDay: 8 << 20, FullInDays: 15, FullAt: noticeNow.Add(15*24*time.Hour + 12*time.Hour)}},
 		Mailboxes: []NoticeMailbox{
 			{Path: "/var/vmail/example.jp/taro/Maildir", Name: "INBOX", Format: mboxscan.FormatMaildir,
 				Messages: 4000, Bytes: 700 << 20, Oldest: noticeDay(2019, 4, 1), Newest: noticeDay(2025, 3, 3),
@@ -73,6 +75,8 @@ func sampleNotice() *Notice {
 		HasPolicy: true, Policy: "received older than 2y, flagged kept", Cutoff: noticeDay(2023, 3, 4),
 		DateKind: mboxscan.DateReceived, KeepsFlagged: true,
 		Remove: NoticeRemoval{Messages: 1200, Bytes: 300 << 20, Oldest: noticeDay(2019, 4, 1), Newest: noticeDay(2023, 3, 1)},
+		// run's notice period: seven days.
+		RemoveAfter: noticeNow.AddDate(0, 0, 7),
 		Largest: []NoticeMessage{
 			{Mailbox: "INBOX", Date: noticeDay(2020, 5, 6), From: "山田花子", Subject: "会議の資料（最終版）", Bytes: 25 << 20, Remove: true},
 			{Mailbox: "Trash", Date: noticeDay(2024, 12, 24), From: "photos@example.com", Subject: "Holiday photos", Bytes: 12 << 20},

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,6 +44,102 @@ type ScanOptions struct {
 	// Now is the report's generated_at time (JSON only); injected so that
 	// output is reproducible.
 	Now time.Time
+	// Trends are the stores' growth, keyed by store (a Maildir root, or an
+	// mbox file's path: [mboxscan.Mailbox.Store], else its Path), from the
+	// history the nightly runs record. nil means there is no history: the
+	// terminal table then has no FULL IN column. JSON and CSV give each
+	// mailbox its store's trend, when there is one.
+	Trends map[string]Trend
+}
+
+// Trend is a store's growth, fitted over the runs the history database
+// recorded: what scan shows as "full in N days".
+type Trend struct {
+	// BytesPerDay is the fitted growth; negative when the store shrinks.
+	BytesPerDay float64
+	// FullAt is when the store is projected to reach its limit at that
+	// rate; zero when it is not growing.
+	FullAt time.Time
+	// FullInDays is how long from the scan until FullAt, in days; 0 when
+	// the store is already full. It means nothing when FullAt is zero.
+	FullInDays float64
+}
+
+// Growing reports whether the store is projected to reach its limit.
+func (t Trend) Growing() bool { return !t.FullAt.IsZero() }
+
+// trendOf returns the trend of m's store, if trends has one.
+func trendOf(trends map[string]Trend, m *mboxscan.Mailbox) (Trend, bool) {
+	t, ok := trends[storeKey(m)]
+	return t, ok
+}
+
+// WarnEarly raises to warn the level of every mailbox of a store that
+// trends project to be full by until (the scan's time plus the trend
+// horizon): its level is computed on the whole store, so every folder
+// row is raised, and levels already warn or crit stay. The store gets one
+// problem, "projected full in N days (growth X/day)", on its root row
+// (the Maildir itself, or the mbox file), else on its first row. A store
+// that is not growing is never raised. It returns the stores warned
+// about, in res's order. res is changed in place.
+func WarnEarly(res *mboxscan.Result, trends map[string]Trend, until time.Time) []string {
+	if len(trends) == 0 {
+		return nil
+	}
+	var (
+		warned []string
+		first  = map[string]int{} // store → the row that gets the problem
+	)
+	for i := range res.Mailboxes {
+		m := &res.Mailboxes[i]
+		t, ok := trendOf(trends, m)
+		if !ok || !t.Growing() || t.BytesPerDay <= 0 || t.FullAt.After(until) {
+			continue
+		}
+		key := storeKey(m)
+		if m.Level == mboxscan.LevelOK || m.Level == "" {
+			m.Level = mboxscan.LevelWarn
+		}
+		j, seen := first[key]
+		switch {
+		case !seen:
+			first[key] = i
+			warned = append(warned, key)
+		case m.Path == key && res.Mailboxes[j].Path != key:
+			first[key] = i
+		}
+	}
+	for _, key := range warned {
+		m := &res.Mailboxes[first[key]]
+		t := trends[key]
+		m.Problems = append(m.Problems, fmt.Sprintf("projected full in %s (growth %s/day)",
+			inDays(t.FullInDays), ibytes(int64(math.Round(t.BytesPerDay)))))
+	}
+	return warned
+}
+
+// inDays says "N days", "1 day" or "less than a day".
+func inDays(d float64) string {
+	switch {
+	case d < 1:
+		return "less than a day"
+	case d < 2:
+		return "1 day"
+	}
+	return strconv.Itoa(int(d)) + " days"
+}
+
+// fullIn is the FULL IN column: whole days ("12d"), "<1d", or "-" when
+// there is no trend or the store is not growing.
+func fullIn(trends map[string]Trend, m *mboxscan.Mailbox) string {
+	t, ok := trendOf(trends, m)
+	switch {
+	case !ok || !t.Growing():
+		return "-"
+	case t.FullInDays < 1:
+		return "<1d"
+	}
+	return strconv.Itoa(int(t.FullInDays)) + "d"
 }
 
 // Scan renders res in the chosen format. It returns [ErrUnsupportedFormat]
@@ -51,11 +148,11 @@ type ScanOptions struct {
 func Scan(w io.Writer, res *mboxscan.Result, opts ScanOptions) error {
 	switch opts.Format {
 	case FormatTable, "":
-		return WriteTable(w, res, opts.TTY)
+		return writeTable(w, res, opts.TTY, opts.Trends)
 	case FormatJSON:
-		return WriteJSON(w, res, opts.Now)
+		return writeJSON(w, res, opts.Now, opts.Trends)
 	case FormatCSV:
-		return WriteCSV(w, res)
+		return writeCSV(w, res, opts.Trends)
 	case FormatPrometheus:
 		return fmt.Errorf("%s: %w", opts.Format, ErrUnsupportedFormat)
 	default:
@@ -111,7 +208,16 @@ func levelLabel(l mboxscan.Level) string {
 // Columns: LEVEL USED% SIZE MSGS OLDEST NEWEST LARGEST LARGE BOUNCES OWNER
 // FORMAT PATH. USED% is the store's use of its limit (for Maildir, of the
 // whole store); SIZE is the mailbox's own size.
+//
+// [Scan] with [ScanOptions.Trends] adds, on a terminal, a FULL IN column
+// after USED%: the days until the store is projected to be full ("12d"),
+// or "-". The rows for programs stay as they are; programs read the
+// trend from JSON or CSV.
 func WriteTable(w io.Writer, res *mboxscan.Result, tty bool) error {
+	return writeTable(w, res, tty, nil)
+}
+
+func writeTable(w io.Writer, res *mboxscan.Result, tty bool, trends map[string]Trend) error {
 	boxes := byFullness(res)
 	if !tty {
 		var b bytes.Buffer
@@ -139,8 +245,14 @@ func WriteTable(w io.Writer, res *mboxscan.Result, tty bool) error {
 
 	var b bytes.Buffer
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	// With a history, FULL IN follows USED%: how full, and how soon.
+	fullCol, fullHead := func(*mboxscan.Mailbox) string { return "" }, ""
+	if trends != nil {
+		fullCol = func(m *mboxscan.Mailbox) string { return fullIn(trends, m) + "\t" }
+		fullHead = "FULL IN\t"
+	}
 	if len(boxes) > 0 {
-		fmt.Fprintln(tw, "LEVEL\tUSED%\tSIZE\tMSGS\tOLDEST\tNEWEST\tLARGEST\tLARGE\tBOUNCES\tOWNER\tFORMAT\tPATH")
+		fmt.Fprintln(tw, "LEVEL\tUSED%\t"+fullHead+"SIZE\tMSGS\tOLDEST\tNEWEST\tLARGEST\tLARGE\tBOUNCES\tOWNER\tFORMAT\tPATH")
 	}
 	var total struct {
 		bytes            int64
@@ -148,8 +260,8 @@ func WriteTable(w io.Writer, res *mboxscan.Result, tty bool) error {
 		warn, crit, prob int
 	}
 	for _, m := range boxes {
-		fmt.Fprintf(tw, "%s\t%s%%\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n",
-			levelLabel(m.Level), percent(m.UsedRatio), ibytes(m.Bytes), m.Messages,
+		fmt.Fprintf(tw, "%s\t%s%%\t%s%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n",
+			levelLabel(m.Level), percent(m.UsedRatio), fullCol(m), ibytes(m.Bytes), m.Messages,
 			day(m.Oldest, "-"), day(m.Newest, "-"), ibytes(m.LargestBytes),
 			m.LargeMessages, m.Bounces, dash(printable(m.Owner)), m.Format, printable(m.Path))
 		total.bytes += m.Bytes
@@ -195,7 +307,9 @@ func dash(s string) string {
 }
 
 // ScanReport is the JSON document of a scan, as the CLI contract defines
-// it. Fields beyond the contract's: folder, store_bytes, quota.
+// it. Fields beyond the contract's: folder, store_bytes, quota, and, when
+// the store has a trend (see [ScanReport.AddTrends]),
+// growth_bytes_per_day, full_in_days and full_at.
 type ScanReport struct {
 	GeneratedAt string        `json:"generated_at"`
 	Mailboxes   []ScanMailbox `json:"mailboxes"`
@@ -225,6 +339,12 @@ type ScanMailbox struct {
 	Level         string     `json:"level"`
 	Quota         *ScanQuota `json:"quota,omitempty"`
 	Problems      []string   `json:"problems,omitempty"`
+
+	// The store's trend: absent without one; full_in_days and full_at
+	// also when the store is not growing.
+	GrowthBytesPerDay *float64 `json:"growth_bytes_per_day,omitempty"`
+	FullInDays        *float64 `json:"full_in_days,omitempty"`
+	FullAt            *string  `json:"full_at,omitempty"`
 }
 
 // ScanQuota is a Maildir++ quota; zero limits mean none.
@@ -284,16 +404,42 @@ func NewScanReport(res *mboxscan.Result, now time.Time) ScanReport {
 	return r
 }
 
+// AddTrends sets the trend fields of each mailbox whose store trends has:
+// growth_bytes_per_day (whole bytes), and when the store is growing
+// full_in_days (to a tenth of a day) and full_at (RFC 3339).
+func (r *ScanReport) AddTrends(trends map[string]Trend) {
+	for i := range r.Mailboxes {
+		m := &r.Mailboxes[i]
+		t, ok := trends[m.Store]
+		if !ok {
+			continue
+		}
+		g := math.Round(t.BytesPerDay)
+		m.GrowthBytesPerDay = &g
+		if t.Growing() {
+			d := math.Round(t.FullInDays*10) / 10
+			m.FullInDays = &d
+			m.FullAt = rfc3339(t.FullAt)
+		}
+	}
+}
+
 // WriteJSON writes res as the contract's JSON document, indented, with
 // generated_at set to now. Nothing is written when encoding fails.
 func WriteJSON(w io.Writer, res *mboxscan.Result, now time.Time) error {
+	return writeJSON(w, res, now, nil)
+}
+
+func writeJSON(w io.Writer, res *mboxscan.Result, now time.Time, trends map[string]Trend) error {
+	doc := NewScanReport(res, now)
+	doc.AddTrends(trends)
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
 	// Paths with & < > are common enough; \u0026 helps nobody reading a
 	// report that is never embedded in HTML.
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(NewScanReport(res, now)); err != nil {
+	if err := enc.Encode(doc); err != nil {
 		return fmt.Errorf("encode json: %w", err)
 	}
 	_, err := w.Write(b.Bytes())
@@ -305,18 +451,25 @@ var CSVHeader = []string{
 	"path", "format", "folder", "owner", "messages", "bytes", "oldest", "newest",
 	"undated", "largest_bytes", "large_messages", "bounces", "store", "store_bytes",
 	"limit_bytes", "used_ratio", "level", "quota_limit_bytes", "quota_limit_messages",
-	"problems",
+	"problems", "growth_bytes_per_day", "full_in_days", "full_at",
 }
 
 // WriteCSV writes a header row ([CSVHeader]) and one row per mailbox, in
 // res's order, with the values of the JSON document: dates RFC 3339 or
 // empty, quota limits empty when there is no quota, problems joined by
-// "; ". Skipped files are not written; the caller reports them.
+// "; ", the trend columns empty without a trend (they are filled by
+// [Scan] with [ScanOptions.Trends]). Skipped files are not written; the
+// caller reports them.
 func WriteCSV(w io.Writer, res *mboxscan.Result) error {
+	return writeCSV(w, res, nil)
+}
+
+func writeCSV(w io.Writer, res *mboxscan.Result, trends map[string]Trend) error {
 	var b bytes.Buffer
 	cw := csv.NewWriter(&b)
 	cw.Write(CSVHeader)
 	r := NewScanReport(res, time.Time{})
+	r.AddTrends(trends)
 	for _, m := range r.Mailboxes {
 		var qb, qm string
 		if m.Quota != nil {
@@ -332,6 +485,7 @@ func WriteCSV(w io.Writer, res *mboxscan.Result) error {
 			strconv.FormatInt(m.LimitBytes, 10),
 			strconv.FormatFloat(m.UsedRatio, 'f', -1, 64), m.Level, qb, qm,
 			strings.Join(m.Problems, "; "),
+			optFloat(m.GrowthBytesPerDay), optFloat(m.FullInDays), deref(m.FullAt),
 		})
 	}
 	cw.Flush()
@@ -340,6 +494,13 @@ func WriteCSV(w io.Writer, res *mboxscan.Result) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+func optFloat(f *float64) string {
+	if f == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*f, 'f', -1, 64)
 }
 
 func deref(s *string) string {
