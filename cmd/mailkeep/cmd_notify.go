@@ -60,6 +60,10 @@ type NotifyOptions struct {
 	MaxFailures int
 	DryRun      bool
 	Out         string
+
+	// StateDir holds the history of nightly runs, for the stores' trends;
+	// "" means state_dir of the configuration.
+	StateDir string
 }
 
 // AddFlags adds notify's flags to f.
@@ -96,6 +100,7 @@ func (o *NotifyOptions) AddFlags(f *pflag.FlagSet) {
 	f.IntVar(&o.MaxFailures, "max-failures", report.DefaultMaxConsecutiveFailures, "give up after `N` failed notices in a row")
 	f.BoolVarP(&o.DryRun, "dry-run", "n", false, "send nothing: write the notices to stdout, as an mbox")
 	f.StringVar(&o.Out, "out", "", "send nothing: write each notice to `DIR` as an .eml file")
+	f.StringVar(&o.StateDir, "state-dir", "", "read the stores' growth trends from the history of nightly runs in `DIR` (default: state_dir of the configuration)")
 }
 
 // notifyPlan is what the validated flags amount to.
@@ -109,6 +114,10 @@ type notifyPlan struct {
 	envelope string
 	sender   report.Sender // nil for a dry run
 	deliver  report.DeliverOptions
+	// history is the history database's path, for trends; trendPoints
+	// the runs a trend is fitted over.
+	history     string
+	trendPoints int
 }
 
 func notifyParseDate(s string) (time.Time, error) {
@@ -135,7 +144,14 @@ func (o *NotifyOptions) plan(g globalOptions, changed func(string) bool) (*notif
 	if o.Jobs < 0 {
 		return nil, usageErrorf("--jobs %d: must be at least 1", o.Jobs)
 	}
-	p := &notifyPlan{now: g.clock()}
+	cfg, err := scanConfig(g)
+	if err != nil {
+		return nil, err
+	}
+	if o.StateDir != "" {
+		cfg.StateDir = o.StateDir
+	}
+	p := &notifyPlan{now: g.clock(), history: filepath.Join(cfg.StateDir, historyFile), trendPoints: cfg.TrendPoints}
 	if o.Now != "" {
 		t, err := time.Parse(time.RFC3339, o.Now)
 		if err != nil {
@@ -265,7 +281,6 @@ func (o *NotifyOptions) plan(g globalOptions, changed func(string) bool) (*notif
 		Admin: admin, Cc: o.Cc, Host: host, Now: p.now,
 	}
 
-	var err error
 	if o.Template != "" {
 		if changed("lang") {
 			return nil, usageErrorf("--template and --lang both choose the template").withHint("give only one")
@@ -398,7 +413,10 @@ The fields a template can use:
   .Level               worst level of the owner's stores: ok, warn, crit
   .OverLimit           a store is at or over its limit
   .Stores              each: .Path .Bytes .LimitBytes .UsedRatio .Level
-                       .OverLimit .Quota (limit is the maildirsize quota)
+                       .OverLimit .Quota (limit is the maildirsize quota),
+                       and its trend: .Growing (it grows toward its limit)
+                       .GrowthBytesPerDay .FullInDays (whole days from
+                       .Now) .FullAt (when it will be full at that rate)
   .Mailboxes           each: .Path .Name .Format .Folder .Store .Messages
                        .Bytes .Oldest .Newest .Remove .Error
   .Messages .Bytes     totals of the owner's mailboxes
@@ -407,11 +425,17 @@ The fields a template can use:
   .KeepsFlagged        flagged messages are kept
   .Remove              what the policy removes: .Messages .Bytes .Oldest
                        .Newest .Undated (each mailbox has one too)
+  .RemoveAfter         when it will be removed ("mailkeep run": the end of
+                       the notice period; zero otherwise)
   .Largest             the largest messages: .Mailbox .Path .Date .From
                        .Subject .Bytes .Remove (the policy removes it)
 Functions: size N (1.5 GiB), percent RATIO (87.5%), date T (2006-01-02),
 datetime T, trunc N S, plural N ONE MANY, pad N S and rpad N S (align in N
 columns, East Asian wide characters counting two).
+
+Trends. When "mailkeep run" keeps a history (state_dir/history.db of the
+configuration, or --state-dir DIR), each store in a notice says how fast it
+grows and when it will be full at that rate; the history is only read.
 
 On stderr, one line per failed notice and a summary.
 
@@ -456,6 +480,8 @@ func runNotify(ctx context.Context, opts NotifyOptions, g globalOptions, changed
 	if scanErr != nil {
 		errs = append(errs, scanErr)
 	}
+	// The stores' growth, when "mailkeep run" keeps a history here.
+	p.notice.Trends = scanTrends(ctx, res, p.history, p.trendPoints, p.now)
 	plan, err := report.PlanNotices(ctx, res, p.notice)
 	if err != nil {
 		return fmt.Errorf("notify: %w", err)

@@ -39,7 +39,7 @@ const (
 // addConfigFlag adds the global --config flag to the root command.
 func addConfigFlag(root *cobra.Command, g *globalOptions) {
 	root.PersistentFlags().StringVar(&g.configFile, "config", "",
-		"read the configuration from `FILE` (default "+config.DefaultPath+"; read by run and history)")
+		"read the configuration from `FILE` (default "+config.DefaultPath+"; read by run and history, and by scan and notify for state_dir and the trend settings)")
 }
 
 // loadConfig reads --config, or the default file when it exists, else
@@ -112,7 +112,8 @@ default ` + config.DefaultPath + `; flags override it). It:
      period removes what it announced. Owners are told at most once per
      notice period. archive moves what delete would remove into
      compressed mbox files under archive_dir, made durable first;
-  4. writes the metrics textfile when metrics_textfile is set;
+  4. writes the metrics textfile when metrics_textfile is set, every
+     series labelled with the shard under --shard;
   5. ends with one summary line on stderr, and with --format json the
      summary as JSON on stdout.
 
@@ -342,7 +343,9 @@ type runner struct {
 	res    *mboxscan.Result
 	tally  runTally
 	trends []runTrend
-	notify *notifier
+	// storeTrends are the trends again, by store, for the notices.
+	storeTrends map[string]report.Trend
+	notify      *notifier
 }
 
 func (r *runner) warn(format string, args ...any) { warnf(r.stderr, format, args...) }
@@ -529,6 +532,10 @@ func (r *runner) fitTrends(ctx context.Context) {
 		if !ok {
 			continue
 		}
+		if r.storeTrends == nil {
+			r.storeTrends = map[string]report.Trend{}
+		}
+		r.storeTrends[st] = reportTrend(tr, r.now)
 		rt := runTrend{Store: st, Bytes: tr.Last.Bytes, LimitBytes: cur.limit, Points: tr.Points, GrowthBytesPerDay: tr.BytesPerDay}
 		if tr.Growing() {
 			d := tr.DaysToFull

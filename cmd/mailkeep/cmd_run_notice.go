@@ -198,6 +198,10 @@ func (r *runner) buildNotice(anns []announcement) (outgoingNotice, error) {
 			}
 		}
 		nt.KeepsFlagged = nt.KeepsFlagged && !a.policy.IncludeFlagged
+		// The first removal the notice announces.
+		if !a.removeAfter.IsZero() && (nt.RemoveAfter.IsZero() || a.removeAfter.Before(nt.RemoveAfter)) {
+			nt.RemoveAfter = a.removeAfter
+		}
 		nt.Largest = append(nt.Largest, a.largest...)
 	}
 	nt.Policy = strings.Join(policies, "; ")
@@ -237,10 +241,14 @@ func (r *runner) buildNotice(anns []announcement) (outgoingNotice, error) {
 		}
 		seenStore[st] = true
 		over := mb.StoreBytes >= mb.LimitBytes && mb.LimitBytes > 0
-		nt.Stores = append(nt.Stores, report.NoticeStore{
+		ns := report.NoticeStore{
 			Path: st, Bytes: mb.StoreBytes, LimitBytes: mb.LimitBytes, UsedRatio: mb.UsedRatio,
 			Level: mb.Level, OverLimit: over, Quota: mb.Quota != nil && mb.Quota.LimitBytes > 0,
-		})
+		}
+		if t, ok := r.storeTrends[st]; ok {
+			ns.SetTrend(t)
+		}
+		nt.Stores = append(nt.Stores, ns)
 		nt.OverLimit = nt.OverLimit || over
 		if levelRank(mb.Level) > levelRank(nt.Level) {
 			nt.Level = mb.Level
@@ -305,7 +313,15 @@ func (r *runner) writeMetrics(scanDur time.Duration) {
 		}
 	}
 	err := report.WriteTextfile(path, func(w io.Writer) error {
-		err := report.WriteMetrics(w, r.res, report.MetricsOptions{Duration: scanDur, LastSuccess: last, Success: success})
+		// A sharded run labels every series with its shard, as
+		// writeRunMetrics does: the hosts of a fleet write the same metric
+		// names. (Unsharded, the label is left out; an empty label is the
+		// same as none to Prometheus.)
+		m := report.MetricsOptions{Duration: scanDur, LastSuccess: last, Success: success}
+		if !r.s.shard.IsZero() {
+			m.Labels = map[string]string{"shard": r.s.shard.String()}
+		}
+		err := report.WriteMetrics(w, r.res, m)
 		if err != nil {
 			return err
 		}

@@ -317,6 +317,12 @@ action = "report"
 			t.Errorf("no notice to %s", who)
 		}
 	}
+	// Each says when: at the end of the notice period.
+	for _, m := range msgs {
+		if !strings.Contains(m, "They will be removed on or after 2025-03-08.") {
+			t.Errorf("night 0: the notice does not say when the mail goes:\n%s", m)
+		}
+	}
 	if !exists(a60) || !strings.Contains(readFile(t, bobTrash), "b60@x") {
 		t.Fatal("night 0 removed mail before any notice")
 	}

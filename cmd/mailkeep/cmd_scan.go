@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -17,6 +18,9 @@ import (
 
 	"github.com/mailkeep/mailkeep/mboxscan"
 	"github.com/mailkeep/mailkeep/report"
+	"github.com/mailkeep/mailkeep/retention"
+	"github.com/mailkeep/mailkeep/retention/config"
+	"github.com/mailkeep/mailkeep/retention/history"
 )
 
 // ScanOptions are the flags of scan.
@@ -27,6 +31,12 @@ type ScanOptions struct {
 	Jobs  int
 	// Textfile is a node_exporter textfile to write the metrics to.
 	Textfile string
+	// StateDir holds the history database of the nightly runs; "" means
+	// state_dir of the configuration.
+	StateDir string
+	// Horizon: a store projected to be full within it is warned about;
+	// zero means trend_horizon of the configuration.
+	Horizon retention.Age
 }
 
 // AddFlags adds scan's flags to f.
@@ -38,6 +48,8 @@ func (o *ScanOptions) AddFlags(f *pflag.FlagSet) {
 	o.Large = 10_000_000
 	f.Var(&o.Large, "large", "count messages bigger than this as large"+sizeHelp)
 	o.addJobsFlag(f)
+	f.StringVar(&o.StateDir, "state-dir", "", "read the growth trends from the history of nightly runs in `DIR` (default: state_dir of the configuration, "+config.DefaultStateDir+")")
+	f.Var(&o.Horizon, "horizon", "warn about a store projected to be full within `AGE` (default: trend_horizon of the configuration, "+config.DefaultTrendHorizon.String()+")")
 }
 
 func (o *ScanOptions) addJobsFlag(f *pflag.FlagSet) {
@@ -96,6 +108,17 @@ Formats (--format):
          rest, labelled by path, owner, format and store); --textfile PATH
          writes the same atomically for node_exporter's textfile collector
 
+Growth trends. When "mailkeep run" has recorded a history (state_dir/history.db
+of the configuration, or --state-dir DIR), scan reads it, read-only, and
+shows for each store how many days it has until it is full at the rate it
+grew over the last trend_points runs: a FULL IN column on a terminal
+("12d", "-" when not growing or unknown), growth_bytes_per_day,
+full_in_days and full_at in JSON and CSV. A store projected to be full
+within trend_horizon (--horizon, default 30d) is raised to at least warn,
+with the problem "projected full in N days (growth X/day)". Without a
+history, or when it cannot be read, scan shows no trends; it never
+creates one.
+
 SIZE takes forms like 2GiB, 1.5GB, 10MB or 500000. GB and MB are powers of
 ten (1GB = 10^9 bytes); GiB and MiB powers of two (1GiB = 2^30 bytes).
 
@@ -125,6 +148,16 @@ func runScan(ctx context.Context, opts ScanOptions, g globalOptions, stdout, std
 	if len(roots) == 0 {
 		roots = g.defaultRoots()
 	}
+	cfg, err := scanConfig(g)
+	if err != nil {
+		return err
+	}
+	if opts.StateDir != "" {
+		cfg.StateDir = opts.StateDir
+	}
+	if !opts.Horizon.IsZero() {
+		cfg.TrendHorizon = opts.Horizon
+	}
 	start := time.Now()
 	res, scanErr := scanRoots(ctx, g, stderr, roots, opts.scannerOptions())
 	if err := ctx.Err(); err != nil {
@@ -134,13 +167,17 @@ func runScan(ctx context.Context, opts ScanOptions, g globalOptions, stdout, std
 	if res == nil {
 		return scanErr
 	}
+	now := g.clock()
+	trends := scanTrends(ctx, res, filepath.Join(cfg.StateDir, historyFile), cfg.TrendPoints, now)
+	if !cfg.TrendHorizon.IsZero() {
+		report.WarnEarly(res, trends, horizonEnd(now, cfg.TrendHorizon))
+	}
 	if err := writeScanMetrics(opts, g, res, scanErr, time.Since(start), stdout); err != nil {
 		return errors.Join(err, scanErr)
 	}
 	tty := g.stdoutTTY && opts.Format == report.FormatTable
-	var err error
 	if opts.Format != report.FormatPrometheus { // else written by writeScanMetrics
-		err = report.Scan(stdout, res, report.ScanOptions{Format: opts.Format, TTY: tty, Now: g.clock()})
+		err = report.Scan(stdout, res, report.ScanOptions{Format: opts.Format, TTY: tty, Now: now, Trends: trends})
 	}
 	if err != nil {
 		return errors.Join(fmt.Errorf("write report: %w", err), scanErr)
@@ -210,4 +247,64 @@ func scanRoots(ctx context.Context, g globalOptions, stderr io.Writer, roots []s
 		slices.SortStableFunc(res.Skipped, func(a, b mboxscan.Skipped) int { return strings.Compare(a.Path, b.Path) })
 	}
 	return res, errors.Join(errs...)
+}
+
+// scanConfig reads the configuration for scan's trends. As for run, a
+// bad file stops the scan; but a default file this user may not read
+// (it is root's) is no reason not to scan: the defaults are used.
+func scanConfig(g globalOptions) (*config.Config, error) {
+	cfg, err := loadConfig(g)
+	if err != nil && g.configFile == "" && errors.Is(err, fs.ErrPermission) {
+		return config.Default(), nil
+	}
+	return cfg, err
+}
+
+// scanTrends fits each scanned store's growth from the history database
+// at path, opened read-only, against the store's limit in this scan, with
+// its days until full counted from now. It returns nil when there is no
+// database, or it cannot be read: a scan works without a history and must
+// never create one. A store whose history cannot be read or is too short
+// has no trend.
+func scanTrends(ctx context.Context, res *mboxscan.Result, path string, points int, now time.Time) map[string]report.Trend {
+	// Open would fail on a missing file too; but a stat first is what
+	// makes sure that nothing, not even an empty file, is ever created.
+	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	db, err := history.OpenReadOnly(ctx, path)
+	if err != nil {
+		return nil
+	}
+	defer db.Close()
+	trends := map[string]report.Trend{}
+	for i := range res.Mailboxes {
+		mb := &res.Mailboxes[i]
+		store := storeOf(mb)
+		if _, done := trends[store]; done || mb.LimitBytes <= 0 {
+			continue
+		}
+		t, ok, err := db.StoreTrend(ctx, store, points, mb.LimitBytes)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
+		if ok {
+			trends[store] = reportTrend(t, now)
+		}
+	}
+	return trends
+}
+
+// reportTrend is t as the report shows it, its days until full counted
+// from now rather than from the last run.
+func reportTrend(t history.Trend, now time.Time) report.Trend {
+	rt := report.Trend{BytesPerDay: t.BytesPerDay}
+	if t.Growing() {
+		rt.FullAt = t.FullAt
+		rt.FullInDays = max(t.FullAt.Sub(now).Hours()/24, 0)
+	}
+	return rt
 }
