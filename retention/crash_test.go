@@ -63,9 +63,9 @@ func checkOldOrNew(t *testing.T, path string, c *mboxCase) string {
 
 // rerunAndCheck runs the prune again: it must finish, leave the intended
 // result, and no temporary file.
-func rerunAndCheck(t *testing.T, path string, c *mboxCase) {
+func rerunAndCheck(t *testing.T, path string, c *mboxCase, env ...string) {
 	t.Helper()
-	cmd, out := runHelperPrune(t, path)
+	cmd, out := runHelperPrune(t, path, env...)
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("rerun failed: %v\n%s", err, out)
 	}

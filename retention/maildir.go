@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -87,6 +88,8 @@ func pruneMaildir(ctx context.Context, dir, store string, opts Options, res *Res
 		errs         []error
 		removedBytes int64
 		removedCount int64
+		archiving    = opts.Archive.enabled() && !opts.DryRun
+		pending      []pendingUnlink // with an archive: removed once archived
 	)
 	walkErr := mboxscan.ReadMaildirFolder(ctx, dir, func(m *mboxscan.Message) error {
 		res.MessagesBefore++
@@ -96,6 +99,20 @@ func pruneMaildir(ctx context.Context, dir, store string, opts Options, res *Res
 			res.KeptUndated++
 		}
 		if !remove {
+			return nil
+		}
+		if archiving {
+			subfd, ok := subs[filepath.Dir(m.Path)]
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s: not in %s/cur or %s/new, left alone", m.Path, dir, dir))
+				return nil
+			}
+			pu := pendingUnlink{subfd: subfd, name: filepath.Base(m.Path), path: m.Path,
+				length: m.Length, received: m.Received, sender: m.Sender}
+			if opts.List {
+				pu.entry = removedEntry(m, opts.Policy)
+			}
+			pending = append(pending, pu)
 			return nil
 		}
 		if !opts.DryRun {
@@ -128,6 +145,20 @@ func pruneMaildir(ctx context.Context, dir, store string, opts Options, res *Res
 	if walkErr != nil {
 		errs = append(errs, walkErr)
 	}
+	if opts.DryRun && opts.Archive.enabled() {
+		res.MessagesArchived = res.MessagesRemoved
+	}
+	if archiving && len(pending) > 0 {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		n, b, err := archiveAndUnlink(ctx, dir, store, opts, res, pending)
+		removedCount += n
+		removedBytes += b
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if removedCount > 0 {
 		note, err := updateMaildirsize(store, removedBytes, removedCount)
 		if err != nil {
@@ -147,6 +178,105 @@ func pruneMaildir(ctx context.Context, dir, store string, opts Options, res *Res
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pendingUnlink is a Maildir message to remove once it is archived.
+type pendingUnlink struct {
+	subfd    int
+	name     string
+	path     string
+	length   int64
+	received time.Time
+	sender   string
+	entry    Removed
+}
+
+// archiveAndUnlink archives the removed messages, then unlinks those that
+// are in the archive (and still the files that were read).
+func archiveAndUnlink(ctx context.Context, dir, store string, opts Options, res *Result, pending []pendingUnlink) (count, bytes int64, err error) {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return 0, 0, fmt.Errorf("stat: %w", err)
+	}
+	items := make([]archItem, len(pending))
+	for i, pu := range pending {
+		items[i] = archItem{path: pu.path, n: pu.length, received: pu.received, sender: pu.sender}
+	}
+	a := &archiver{
+		ctx: ctx, opts: opts.Archive, source: dir, name: maildirArchiveName(dir, store),
+		uid: int(st.Uid), gid: int(st.Gid), timeout: opts.Lock.Timeout,
+		open: func(it *archItem) (io.ReadCloser, error) {
+			pu := &pending[it.index]
+			return openMessage(pu.subfd, pu.name, pu.path, pu.received)
+		},
+	}
+	for i := range items {
+		items[i].index = i
+	}
+	_, aerr := a.archive(items)
+	res.Archives = a.files
+	res.Notes = append(res.Notes, a.notes...)
+	var errs []error
+	if aerr != nil {
+		errs = append(errs, aerr)
+	}
+	for i, it := range items {
+		if !it.done {
+			continue
+		}
+		res.MessagesArchived++
+		pu := pending[i]
+		gone, err := unlinkMessage(pu.subfd, pu.name, &mboxscan.Message{Path: pu.path, Received: pu.received})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !gone {
+			continue // moved or changed since: it stays, and is archived too
+		}
+		count++
+		bytes += pu.length
+		res.MessagesRemoved++
+		res.BytesRemoved += pu.length
+		if opts.List {
+			res.Removed = append(res.Removed, pu.entry)
+		}
+	}
+	return count, bytes, errors.Join(errs...)
+}
+
+// errMessageChanged: a Maildir message was moved or changed by a mail
+// client after the scan; it is left alone (neither archived nor removed).
+var errMessageChanged = errors.New("moved or changed since it was read, left alone")
+
+// openMessage opens a Maildir message file for reading if it is still the
+// regular file the scan read (same mtime).
+func openMessage(subfd int, name, path string, received time.Time) (io.ReadCloser, error) {
+	fd, err := unix.Openat(subfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOATIME, 0)
+	if errors.Is(err, unix.EPERM) {
+		fd, err = unix.Openat(subfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, fmt.Errorf("%s: %w", path, errMessageChanged)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("fstat %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w: not a regular file", path, ErrUnsafeMailbox)
+	}
+	if !received.IsZero() && !time.Unix(st.Mtim.Sec, st.Mtim.Nsec).Equal(received) {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, errMessageChanged)
+	}
+	return f, nil
 }
 
 // testMaildirHook runs before each unlink; set by tests only.

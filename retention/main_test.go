@@ -43,12 +43,24 @@ func helperPrune() int {
 			// A dotlock left by a killed helper names a dead PID, but
 			// mboxlock waits 5 s before trusting that: skip the wait.
 			Now: func() time.Time { return time.Now().Add(6 * time.Second) }}}
-	res, err := PruneMbox(context.Background(), os.Getenv("MAILKEEP_PATH"), opts)
+	// Issue 6: archive, rewrite mode and state directory.
+	opts.Archive = ArchiveOptions{Dir: os.Getenv("MAILKEEP_ARCHIVE"), Compress: Compression(os.Getenv("MAILKEEP_COMPRESS"))}
+	opts.Rewrite = RewriteMode(os.Getenv("MAILKEEP_REWRITE"))
+	opts.StateDir = os.Getenv("MAILKEEP_STATE")
+	var (
+		res *Result
+		err error
+	)
+	if md := os.Getenv("MAILKEEP_MAILDIR"); md != "" {
+		res, err = PruneMaildir(context.Background(), md, "", opts)
+	} else {
+		res, err = PruneMbox(context.Background(), os.Getenv("MAILKEEP_PATH"), opts)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Printf("removed %d\n", res.MessagesRemoved)
+	fmt.Printf("removed %d archived %d mode %s\n", res.MessagesRemoved, res.MessagesArchived, res.Mode)
 	for _, n := range res.Notes {
 		fmt.Println("note:", n)
 	}

@@ -101,7 +101,11 @@ type mboxPruner struct {
 	f         *os.File // the mailbox as opened and locked
 	st        unix.Stat_t
 	noatime   bool // f was opened with O_NOATIME
-	replaced  bool // the new mailbox was renamed into place
+	replaced  bool // the new mailbox was renamed into place, or an in-place rewrite's journal is durable
+	// kernelOnly: the dotlock could not be made (directory not writable)
+	// and the mailbox is locked with the kernel locks only.
+	kernelOnly bool
+	items      []archItem // removed messages to archive
 }
 
 func (p *mboxPruner) run() error {
@@ -130,10 +134,25 @@ func (p *mboxPruner) run() error {
 		if err := p.checkFile("open"); err != nil {
 			return err
 		}
+		if err := p.recoverInplace(); err != nil {
+			return err // a pending journal: the file is half rewritten
+		}
 		// The same decision as a real run, on the file as it is now; no
 		// lock (a lock file would be a write), no temporary file.
-		_, err := p.plan(p.st.Size)
-		return err
+		if _, err := p.plan(p.st.Size); err != nil {
+			return err
+		}
+		if p.res.MessagesRemoved > 0 {
+			mode, why := p.chooseMode()
+			p.res.Mode = mode
+			if why != "" {
+				p.res.Notes = append(p.res.Notes, why)
+			}
+			if p.opts.Archive.enabled() {
+				p.res.MessagesArchived = p.res.MessagesRemoved
+			}
+		}
+		return nil
 	}
 
 	held, err := p.openLocked()
@@ -158,6 +177,11 @@ func (p *mboxPruner) run() error {
 	defer unlock()
 	crashPoint("locked")
 
+	// A killed in-place rewrite of this very file is finished first.
+	if err := p.recoverInplace(); err != nil {
+		return err
+	}
+
 	scanned := p.st.Size
 	pl, err := p.plan(scanned)
 	if err != nil {
@@ -165,6 +189,32 @@ func (p *mboxPruner) run() error {
 	}
 	if p.res.MessagesRemoved == 0 {
 		return nil // touch nothing
+	}
+	mode, why := p.chooseMode()
+	p.res.Mode = mode
+	if why != "" {
+		p.res.Notes = append(p.res.Notes, why)
+	}
+	if p.opts.Archive.enabled() {
+		if err := p.archiveRemoved(); err != nil {
+			return err
+		}
+	}
+	if mode == RewriteInplace {
+		if err := held.Check(); err != nil {
+			return fmt.Errorf("before the in-place rewrite: %w", err)
+		}
+		if err := p.checkFile("rewrite"); err != nil {
+			return err
+		}
+		if err := p.rewriteInplace(pl, scanned); err != nil {
+			return err
+		}
+		crashPoint("inplace-before-unlock")
+		if err := unlock(); err != nil {
+			return fmt.Errorf("mailbox rewritten, but unlock failed: %w", err)
+		}
+		return nil
 	}
 	if notes, err := cleanStaleTemps(p.dirfd, p.name); err != nil {
 		return err
@@ -334,6 +384,27 @@ func (p *mboxPruner) lock(f *os.File) (*mboxlock.Held, error) {
 		lo.Kinds = mboxlock.DefaultKinds
 	}
 	held, err := mboxlock.Lock(p.ctx, p.path, f, lo)
+	if err != nil && errors.Is(err, mboxlock.ErrDirNotWritable) && p.opts.Rewrite != RewriteRename && !p.opts.DryRun {
+		// No dotlock can be made where no file can be: lock the inode
+		// with the kernel locks (fcntl at least), as an in-place rewrite
+		// by the mailbox's owner does (mutt without its dotlock helper).
+		var kernel []mboxlock.Kind
+		for _, k := range lo.Kinds {
+			if k != mboxlock.Dotlock {
+				kernel = append(kernel, k)
+			}
+		}
+		if len(kernel) == 0 {
+			kernel = []mboxlock.Kind{mboxlock.Fcntl}
+		}
+		klo := lo
+		klo.Kinds = kernel
+		held, err = mboxlock.Lock(p.ctx, p.path, f, klo)
+		if err == nil && !p.kernelOnly {
+			p.kernelOnly = true
+			p.res.Notes = append(p.res.Notes, fmt.Sprintf("no dotlock: directory %s is not writable; locked with %s only", p.dir, kindList(kernel)))
+		}
+	}
 	if err != nil {
 		if errors.Is(err, mboxlock.ErrDirNotWritable) {
 			return nil, fmt.Errorf("cannot lock: directory %s is not writable: %w", p.dir, err)
@@ -383,6 +454,7 @@ func (p *mboxPruner) plan(size int64) (*plan, error) {
 	res.BytesBefore = size
 	res.MessagesBefore, res.MessagesRemoved, res.BytesRemoved, res.KeptUndated = 0, 0, 0, 0
 	res.Removed = nil
+	p.items = p.items[:0]
 
 	pl := &plan{}
 	sc := mboxscan.NewScanner(io.NewSectionReader(p.f, 0, size), p.path)
@@ -464,6 +536,9 @@ func (p *mboxPruner) decideGroup(pl *plan, group []decision, first *bool, sawPse
 		if remove {
 			res.MessagesRemoved++
 			res.BytesRemoved += m.Length
+			if p.opts.Archive.enabled() && !p.opts.DryRun {
+				p.items = append(p.items, archItem{off: m.Offset, n: m.Length, received: m.Received})
+			}
 			if p.opts.List {
 				res.Removed = append(res.Removed, removedEntry(m, p.opts.Policy))
 			}

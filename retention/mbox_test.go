@@ -35,6 +35,7 @@ func testOpts() Options {
 // and returns it with the expected result: the kept messages' bytes.
 type mboxCase struct {
 	all, kept bytes.Buffer
+	gone      bytes.Buffer // the removed messages, in order (what an archive gets)
 	removed   int
 }
 
@@ -47,6 +48,7 @@ func (c *mboxCase) add(old bool, id, extra, body, eol string) {
 	c.all.WriteString(m)
 	if old {
 		c.removed++
+		c.gone.WriteString(m)
 	} else {
 		c.kept.WriteString(m)
 	}

@@ -32,6 +32,20 @@ type Options struct {
 	// CleanTmp also removes Maildir tmp/ files whose ctime is older than
 	// 36 hours (the Maildir convention for abandoned deliveries).
 	CleanTmp bool
+	// Archive, when its Dir is set, keeps the removed messages in
+	// compressed mbox files under Dir instead of letting them vanish: see
+	// [ArchiveOptions]. They are made durable before the mailbox changes.
+	Archive ArchiveOptions
+	// Rewrite chooses how an mbox is rewritten; "" means RewriteAuto.
+	Rewrite RewriteMode
+	// StateDir holds the journals of in-place rewrites (and, unless
+	// TmpDir is set, their temporary files); "" means the default: see
+	// [DefaultStateDir]. It must be on a persistent file system.
+	StateDir string
+	// TmpDir is where an in-place rewrite builds the new mailbox content;
+	// "" means StateDir. It must survive a reboot (not a tmpfs): a crash
+	// is finished from it.
+	TmpDir string
 }
 
 func (o Options) now() time.Time {
@@ -51,6 +65,17 @@ type Result struct {
 	BytesBefore     int64 // mbox: file size; Maildir: sum of message sizes
 	BytesRemoved    int64
 	KeptUndated     int // kept because they have no usable date
+
+	// MessagesArchived counts the removed messages that are in the
+	// archive: written by this run, or found there already (an earlier
+	// run was interrupted after archiving them).
+	MessagesArchived int
+	// Archives lists the archive files that hold them.
+	Archives []string
+	// Mode says how the mbox was (or, in a dry run, would be) rewritten:
+	// RewriteRename or RewriteInplace; "" for a Maildir or when nothing
+	// was removed from an mbox in a real run.
+	Mode RewriteMode
 
 	// Removed lists the removed messages when Options.List is set.
 	Removed []Removed

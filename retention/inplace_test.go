@@ -1,0 +1,270 @@
+package retention
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func inplaceOpts(t *testing.T) Options {
+	o := testOpts()
+	o.Rewrite = RewriteInplace
+	o.StateDir = t.TempDir()
+	return o
+}
+
+// stateLeft lists what an in-place rewrite left in its state directory.
+func stateLeft(t *testing.T, stateDir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(stateDir, "inplace"))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+func TestInplaceByteExact(t *testing.T) {
+	for _, eol := range []string{"\n", "\r\n"} {
+		t.Run(fmt.Sprintf("eol=%q", eol), func(t *testing.T) {
+			c := mixedCase(eol)
+			dir := t.TempDir()
+			path := filepath.Join(dir, "inbox")
+			writeFile(t, path, c.all.Bytes())
+			ino := inode(t, path)
+			opts := inplaceOpts(t)
+			res, err := PruneMbox(context.Background(), path, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := os.ReadFile(path); !bytes.Equal(got, c.kept.Bytes()) {
+				t.Fatalf("result differs from the kept messages (%d bytes, want %d)", len(got), c.kept.Len())
+			}
+			if inode(t, path) != ino {
+				t.Error("the inode changed")
+			}
+			if res.Mode != RewriteInplace || res.MessagesRemoved != c.removed {
+				t.Errorf("mode %q removed %d, want inplace %d", res.Mode, res.MessagesRemoved, c.removed)
+			}
+			if left := stateLeft(t, opts.StateDir); len(left) != 0 {
+				t.Errorf("left in the state directory: %v", left)
+			}
+			if names := dirNames(t, dir); names != "inbox\n" {
+				t.Errorf("files beside the mailbox: %q", names)
+			}
+		})
+	}
+}
+
+// TestInplaceKeepsFirstBytes: with the first messages kept, only the bytes
+// from the first removed one on are written (the identity prefix).
+func TestInplaceKeepsFirstBytes(t *testing.T) {
+	c := &mboxCase{}
+	c.add(false, "a@test", "", "young\n", "\n")
+	c.add(false, "b@test", "", "young\n", "\n")
+	c.add(true, "c@test", "", "old\n", "\n")
+	c.add(false, "d@test", "", "young\n", "\n")
+	pl := &plan{}
+	pl.keep(0, 100)
+	pl.keep(200, 50)
+	if first, rest := identityPrefix(pl); first != 100 || len(rest) != 1 {
+		t.Errorf("identityPrefix = %d, %d segments", first, len(rest))
+	}
+	path := filepath.Join(t.TempDir(), "inbox")
+	writeFile(t, path, c.all.Bytes())
+	if _, err := PruneMbox(context.Background(), path, inplaceOpts(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, c.kept.Bytes()) {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestInplaceMovesIMAPBaseAndKeepsTimes(t *testing.T) {
+	c := &mboxCase{}
+	c.add(true, "a@test", "X-IMAPbase: 1700000000 0000000010\nX-UID: 1\n", "old\n", "\n")
+	c.add(false, "c@test", "X-UID: 3\n", "young\n", "\n")
+	path := filepath.Join(t.TempDir(), "inbox")
+	writeFile(t, path, c.all.Bytes())
+	mtime := time.Now().Add(-time.Hour)
+	os.Chtimes(path, mtime.Add(-time.Minute), mtime) // new mail waiting
+	if _, err := PruneMbox(context.Background(), path, inplaceOpts(t)); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	unix.Stat(path, &st) // before reading it, which may set atime
+	got, _ := os.ReadFile(path)
+	kept := c.kept.String()
+	nl := strings.Index(kept, "\n") + 1
+	if want := kept[:nl] + "X-IMAPbase: 1700000000 0000000010\n" + kept[nl:]; string(got) != want {
+		t.Fatalf("got\n%q\nwant\n%q", got, want)
+	}
+	m, a := time.Unix(st.Mtim.Unix()), time.Unix(st.Atim.Unix())
+	if time.Since(m) > time.Minute || !m.After(a) {
+		t.Errorf("mtime %v atime %v: want mtime now and above atime", m, a)
+	}
+}
+
+// TestInplaceKeepsAppended appends a message, taking none of our locks,
+// at the points where a writer that ignores them could: before the
+// journal, and after the copy, before the cut. It must end up after the
+// kept messages, once.
+func TestInplaceKeepsAppended(t *testing.T) {
+	for _, point := range []string{"inplace-built", "inplace-copied"} {
+		t.Run(point, func(t *testing.T) {
+			c := mixedCase("\n")
+			path := filepath.Join(t.TempDir(), "inbox")
+			writeFile(t, path, c.all.Bytes())
+			late := testMessage(youngDate, "late@test", "", strings.Repeat("late body\n", 50000), "\n")
+			done := false
+			testHook = func(p string) {
+				if p == point && !done {
+					done = true
+					f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					f.WriteString(late)
+					f.Close()
+				}
+			}
+			defer func() { testHook = nil }()
+			if _, err := PruneMbox(context.Background(), path, inplaceOpts(t)); err != nil {
+				t.Fatal(err)
+			}
+			if !done {
+				t.Fatal("hook not reached")
+			}
+			if got, _ := os.ReadFile(path); string(got) != c.kept.String()+late {
+				t.Fatalf("got %d bytes, want the kept messages and the late one (%d)", len(got), c.kept.Len()+len(late))
+			}
+		})
+	}
+}
+
+// TestInplaceRecoveryWithDelivery kills an in-place rewrite after the copy
+// and before the cut, lets a delivery agent append (small, and larger
+// than what was removed), kills another after the cut and appends; each
+// rerun must finish and keep the delivered message.
+func TestInplaceRecoveryWithDelivery(t *testing.T) {
+	c := crashCase()
+	for _, tc := range []struct {
+		point string
+		size  int
+	}{
+		{"inplace-copied", 10}, {"inplace-copied", 200000},
+		{"inplace-truncated", 10}, {"inplace-truncated", 200000},
+	} {
+		t.Run(fmt.Sprintf("%s/%d", tc.point, tc.size), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "inbox")
+			writeFile(t, path, c.all.Bytes())
+			state := t.TempDir()
+			env := []string{"MAILKEEP_REWRITE=inplace", "MAILKEEP_STATE=" + state}
+			cmd, out := runHelperPrune(t, path, append(env, "MAILKEEP_TEST_CRASH_AT="+tc.point)...)
+			if err := cmd.Run(); !killedBySIGKILL(err) {
+				t.Fatalf("not killed: %v\n%s", err, out)
+			}
+			late := testMessage(youngDate, "late@test", "", strings.Repeat("x", tc.size)+"\n", "\n")
+			if err := appendLocked(path, "fcntl", []byte(late)); err != nil { // the killed run left its dotlock
+				t.Fatal(err)
+			}
+			cmd, out = runHelperPrune(t, path, env...)
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("rerun: %v\n%s", err, out)
+			}
+			if got, _ := os.ReadFile(path); string(got) != c.kept.String()+late {
+				t.Fatalf("after the rerun: %d bytes, want %d\n%s", len(got), c.kept.Len()+len(late), out)
+			}
+			if left := stateLeft(t, state); len(left) != 0 {
+				t.Errorf("left in the state directory: %v", left)
+			}
+		})
+	}
+}
+
+func TestInplaceCrashAtPoints(t *testing.T) {
+	c := crashCase()
+	points := []struct{ name, want string }{
+		{"locked", "old"},
+		{"inplace-building", "old"},
+		{"inplace-built", "old"},
+		{"journal-written", "old"},
+		{"inplace-mid-copy", ""}, // half copied: finished by the rerun
+		{"inplace-copied", ""},
+		{"inplace-truncated", "new"},
+		{"inplace-done", "new"},
+		{"inplace-before-unlock", "new"},
+	}
+	for _, p := range points {
+		t.Run(p.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "inbox")
+			writeFile(t, path, c.all.Bytes())
+			state := t.TempDir()
+			env := []string{"MAILKEEP_REWRITE=inplace", "MAILKEEP_STATE=" + state}
+			cmd, out := runHelperPrune(t, path, append(env, "MAILKEEP_TEST_CRASH_AT="+p.name)...)
+			if err := cmd.Run(); !killedBySIGKILL(err) {
+				t.Fatalf("helper was not killed at %s: %v\n%s", p.name, err, out)
+			}
+			if p.want != "" {
+				if got := checkOldOrNew(t, path, c); got != p.want {
+					t.Errorf("after a kill at %s the mailbox is the %s one, want the %s one", p.name, got, p.want)
+				}
+			}
+			rerunAndCheck(t, path, c, env...)
+			if left := stateLeft(t, state); len(left) != 0 {
+				t.Errorf("left in the state directory: %v", left)
+			}
+		})
+	}
+}
+
+// TestInplaceDryRunWithJournal: a dry run does not pretend a half
+// rewritten mailbox is fine.
+func TestInplaceDryRunWithJournal(t *testing.T) {
+	c := crashCase()
+	path := filepath.Join(t.TempDir(), "inbox")
+	writeFile(t, path, c.all.Bytes())
+	state := t.TempDir()
+	cmd, out := runHelperPrune(t, path, "MAILKEEP_REWRITE=inplace", "MAILKEEP_STATE="+state, "MAILKEEP_TEST_CRASH_AT=inplace-mid-copy")
+	if err := cmd.Run(); !killedBySIGKILL(err) {
+		t.Fatalf("not killed: %v\n%s", err, out)
+	}
+	opts := testOpts()
+	opts.DryRun, opts.StateDir, opts.Policy = true, state, Policy{Before: testCutoff}
+	if _, err := PruneMbox(context.Background(), path, opts); err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("dry run over a pending journal: %v", err)
+	}
+	// A rename-mode run finishes the in-place rewrite first.
+	rerunAndCheck(t, path, c, "MAILKEEP_REWRITE=rename", "MAILKEEP_STATE="+state)
+}
+
+func TestParseRewriteMode(t *testing.T) {
+	for in, want := range map[string]RewriteMode{"": RewriteAuto, "auto": RewriteAuto, "rename": RewriteRename, "inplace": RewriteInplace} {
+		if got, err := ParseRewriteMode(in); err != nil || got != want {
+			t.Errorf("ParseRewriteMode(%q) = %q, %v", in, got, err)
+		}
+	}
+	if _, err := ParseRewriteMode("copy"); err == nil {
+		t.Error("copy accepted")
+	}
+}
