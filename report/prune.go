@@ -22,16 +22,27 @@ type PruneReport struct {
 // PruneMailbox is one mailbox of a [PruneReport]. Error is nil when the
 // mailbox was pruned (or left alone) without error. Removed is set (to a
 // possibly empty list) with --list, and left out of the JSON otherwise.
+//
+// Beyond the contract's fields ("others may be added"): MessagesArchived
+// counts the removed messages that are in the archive (--archive), Archive
+// is the directory of that mailbox's archive files (null without an
+// archive or when nothing was archived) and ArchiveFiles lists them; Mode
+// is how an mbox was rewritten, "rename" or "inplace" (left out when it
+// was not rewritten).
 type PruneMailbox struct {
-	Path            string          `json:"path"`
-	Format          string          `json:"format"`
-	MessagesBefore  int             `json:"messages_before"`
-	MessagesRemoved int             `json:"messages_removed"`
-	BytesBefore     int64           `json:"bytes_before"`
-	BytesRemoved    int64           `json:"bytes_removed"`
-	KeptUndated     int             `json:"kept_undated"`
-	Error           *string         `json:"error"`
-	Removed         *[]PruneRemoved `json:"removed,omitempty"`
+	Path             string          `json:"path"`
+	Format           string          `json:"format"`
+	MessagesBefore   int             `json:"messages_before"`
+	MessagesRemoved  int             `json:"messages_removed"`
+	BytesBefore      int64           `json:"bytes_before"`
+	BytesRemoved     int64           `json:"bytes_removed"`
+	KeptUndated      int             `json:"kept_undated"`
+	Error            *string         `json:"error"`
+	MessagesArchived int             `json:"messages_archived"`
+	Archive          *string         `json:"archive"`
+	ArchiveFiles     []string        `json:"archive_files,omitempty"`
+	Mode             string          `json:"mode,omitempty"`
+	Removed          *[]PruneRemoved `json:"removed,omitempty"`
 }
 
 // PruneRemoved is one removed message (--list). Date is RFC 3339.
@@ -88,10 +99,12 @@ func writePruneJSON(b *bytes.Buffer, rep *PruneReport) error {
 }
 
 // PruneCSVHeader is the header row of the CSV format: the JSON fields of a
-// mailbox except the removed list, plus dry_run and cutoff on every row.
+// mailbox except the lists, plus dry_run and cutoff on every row (the
+// columns added since, archive and mode, come last).
 var PruneCSVHeader = []string{
 	"path", "format", "messages_before", "messages_removed", "bytes_before",
 	"bytes_removed", "kept_undated", "error", "dry_run", "cutoff",
+	"messages_archived", "archive", "mode",
 }
 
 func writePruneCSV(b *bytes.Buffer, rep *PruneReport) error {
@@ -102,6 +115,7 @@ func writePruneCSV(b *bytes.Buffer, rep *PruneReport) error {
 			m.Path, m.Format, strconv.Itoa(m.MessagesBefore), strconv.Itoa(m.MessagesRemoved),
 			strconv.FormatInt(m.BytesBefore, 10), strconv.FormatInt(m.BytesRemoved, 10),
 			strconv.Itoa(m.KeptUndated), deref(m.Error), strconv.FormatBool(rep.DryRun), rep.Cutoff,
+			strconv.Itoa(m.MessagesArchived), deref(m.Archive), m.Mode,
 		})
 	}
 	cw.Flush()
@@ -112,7 +126,8 @@ func writePruneCSV(b *bytes.Buffer, rep *PruneReport) error {
 }
 
 // writePruneTable writes, for people (tty), an aligned table with a header:
-// MSGS REMOVED SIZE FREED UNDATED FORMAT PATH, failed mailboxes marked with
+// MSGS REMOVED SIZE FREED UNDATED FORMAT PATH (with ARCHIVED after REMOVED
+// when any mailbox archived messages), failed mailboxes marked with
 // their error on the next line, the removed messages of each mailbox when
 // listed, and a totals line. For programs, one tab-separated row per
 // mailbox with the same columns as raw numbers, then the error (empty when
@@ -131,19 +146,37 @@ func writePruneTable(b *bytes.Buffer, rep *PruneReport, tty bool) error {
 	}
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
 	var tot struct {
-		before, removed, undated, failed int
-		bytesBefore, bytesRemoved        int64
+		before, removed, undated, failed, archived int
+		bytesBefore, bytesRemoved                  int64
+	}
+	archiving := false
+	for _, m := range rep.Mailboxes {
+		archiving = archiving || m.MessagesArchived > 0 || m.Archive != nil
 	}
 	if len(rep.Mailboxes) > 0 {
-		fmt.Fprintln(tw, "MSGS\tREMOVED\tSIZE\tFREED\tUNDATED\tFORMAT\tPATH")
+		if archiving {
+			fmt.Fprintln(tw, "MSGS\tREMOVED\tARCHIVED\tSIZE\tFREED\tUNDATED\tFORMAT\tPATH")
+		} else {
+			fmt.Fprintln(tw, "MSGS\tREMOVED\tSIZE\tFREED\tUNDATED\tFORMAT\tPATH")
+		}
 	}
 	for _, m := range rep.Mailboxes {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%s\t%s\n", m.MessagesBefore, m.MessagesRemoved,
-			ibytes(m.BytesBefore), ibytes(m.BytesRemoved), m.KeptUndated, m.Format, printable(m.Path))
+		if archiving {
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%d\t%s\t%s\n", m.MessagesBefore, m.MessagesRemoved, m.MessagesArchived,
+				ibytes(m.BytesBefore), ibytes(m.BytesRemoved), m.KeptUndated, m.Format, printable(m.Path))
+		} else {
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%s\t%s\n", m.MessagesBefore, m.MessagesRemoved,
+				ibytes(m.BytesBefore), ibytes(m.BytesRemoved), m.KeptUndated, m.Format, printable(m.Path))
+		}
 		if m.Error != nil {
-			fmt.Fprintf(tw, "\t\t\t\t\t\t  error: %s\n", printable(*m.Error))
+			pad := "\t\t\t\t\t\t"
+			if archiving {
+				pad += "\t"
+			}
+			fmt.Fprintf(tw, "%s  error: %s\n", pad, printable(*m.Error))
 			tot.failed++
 		}
+		tot.archived += m.MessagesArchived
 		tot.before += m.MessagesBefore
 		tot.removed += m.MessagesRemoved
 		tot.undated += m.KeptUndated
@@ -174,6 +207,13 @@ func writePruneTable(b *bytes.Buffer, rep *PruneReport, tty bool) error {
 	fmt.Fprintf(b, "\n%s %s of %s (%s of %s) from %s; cutoff %s",
 		verb, plural(tot.removed, "message"), strconv.Itoa(tot.before), ibytes(tot.bytesRemoved),
 		ibytes(tot.bytesBefore), plural(len(rep.Mailboxes), "mailbox"), rep.Cutoff)
+	if archiving {
+		verb := "archived"
+		if rep.DryRun {
+			verb = "would archive"
+		}
+		fmt.Fprintf(b, "; %s %d", verb, tot.archived)
+	}
 	if tot.undated > 0 {
 		fmt.Fprintf(b, "; %s kept undated", plural(tot.undated, "message"))
 	}

@@ -96,7 +96,7 @@ func TestPruneCSV(t *testing.T) {
 	if len(rows) != 4 || !reflect.DeepEqual(rows[0], PruneCSVHeader) {
 		t.Fatalf("rows: %q", rows)
 	}
-	if got := strings.Join(rows[1], ","); got != "/var/mail/bob,mbox,10,4,10240,4096,1,,true,2026-03-03T12:00:00Z" {
+	if got := strings.Join(rows[1], ","); got != "/var/mail/bob,mbox,10,4,10240,4096,1,,true,2026-03-03T12:00:00Z,0,," {
 		t.Errorf("row 1: %s", got)
 	}
 	if rows[2][7] == "" {
@@ -130,5 +130,51 @@ func TestPruneTable(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
 	if len(lines) != 3 || lines[0] != "10\t4\t10240\t4096\t1\tmbox\t/var/mail/bob\t" {
 		t.Errorf("piped rows: %q", lines)
+	}
+}
+
+func TestPruneArchived(t *testing.T) {
+	rep := samplePrune(false)
+	dir := "/srv/archive/bob"
+	rep.Mailboxes[0].MessagesArchived = 4
+	rep.Mailboxes[0].Archive = &dir
+	rep.Mailboxes[0].ArchiveFiles = []string{dir + "/bob.2025-01.mbox.gz"}
+	rep.Mailboxes[0].Mode = "inplace"
+
+	var b bytes.Buffer
+	if err := Prune(&b, rep, PruneOptions{Format: FormatJSON}); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Mailboxes []map[string]any `json:"mailboxes"`
+	}
+	if err := json.Unmarshal(b.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	m := doc.Mailboxes[0]
+	if m["messages_archived"] != 4.0 || m["archive"] != dir || m["mode"] != "inplace" ||
+		!reflect.DeepEqual(m["archive_files"], []any{dir + "/bob.2025-01.mbox.gz"}) {
+		t.Errorf("archived mailbox: %v", m)
+	}
+	if m := doc.Mailboxes[2]; m["messages_archived"] != 0.0 || m["archive"] != nil {
+		t.Errorf("mailbox without archive: %v", m)
+	}
+	if _, ok := doc.Mailboxes[2]["mode"]; ok {
+		t.Error("mode present for a mailbox not rewritten")
+	}
+
+	b.Reset()
+	Prune(&b, rep, PruneOptions{Format: FormatCSV})
+	rows, _ := csv.NewReader(&b).ReadAll()
+	if got := strings.Join(rows[1][10:], ","); got != "4,/srv/archive/bob,inplace" {
+		t.Errorf("csv archive columns: %s", got)
+	}
+
+	b.Reset()
+	Prune(&b, rep, PruneOptions{Format: FormatTable, TTY: true})
+	for _, want := range []string{"MSGS  REMOVED  ARCHIVED  SIZE", "; would archive 4"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
 	}
 }
