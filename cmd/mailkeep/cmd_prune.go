@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -36,6 +37,10 @@ type PruneOptions struct {
 	Rewrite        string
 	CleanTmp       bool
 	Now            string
+	Archive        string
+	ArchiveComp    string
+	StateDir       string
+	TmpDir         string
 }
 
 // AddFlags adds prune's flags to f.
@@ -52,7 +57,11 @@ func (o *PruneOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.List, "list", false, "list each removed message (table and json)")
 	f.StringSliceVar(&o.Lock, "lock", []string{"dotlock", "fcntl"}, "lock `KINDS` to take on an mbox: dotlock, fcntl, flock")
 	f.DurationVar(&o.LockTimeout, "lock-timeout", 30*time.Second, "give up on a mailbox whose locks stay busy this long")
-	f.StringVar(&o.Rewrite, "rewrite", "auto", "how an mbox is rewritten: auto, rename or inplace (auto means rename for now)")
+	f.StringVar(&o.Rewrite, "rewrite", "auto", "how an mbox is rewritten: auto (rename where the directory allows it, else inplace), rename or inplace")
+	f.StringVar(&o.Archive, "archive", "", "keep the removed messages in compressed mbox files under `DIR` instead of deleting them")
+	f.StringVar(&o.ArchiveComp, "archive-compress", "gzip", "compression of the archive files: gzip or zstd")
+	f.StringVar(&o.StateDir, "state-dir", "", "`DIR` for in-place rewrite journals (default /var/lib/mailkeep for root, else $XDG_STATE_HOME/mailkeep or ~/.local/state/mailkeep)")
+	f.StringVar(&o.TmpDir, "tmpdir", "", "`DIR` where an in-place rewrite builds the new mailbox (default: the state directory); must survive a reboot")
 	f.BoolVar(&o.CleanTmp, "clean-tmp", false, "also remove Maildir tmp/ files older than 36 hours")
 	f.StringVar(&o.Now, "now", "", "the current time, `RFC3339` (tests, replays)")
 }
@@ -91,13 +100,32 @@ func (o *PruneOptions) retentionOptions(g globalOptions) (retention.Options, err
 		return ro, usageErrorf("%w", err)
 	}
 
-	switch o.Rewrite {
-	case "auto", "rename":
-	case "inplace":
-		return ro, usageErrorf("--rewrite inplace is not yet supported").withHint("use --rewrite rename (the default, auto, means rename)")
-	default:
-		return ro, usageErrorf("--rewrite %q: must be auto, rename or inplace", o.Rewrite)
+	mode, err := retention.ParseRewriteMode(o.Rewrite)
+	if err != nil || o.Rewrite == "" {
+		return ro, usageErrorf("--rewrite %q: must be auto, rename or inplace", o.Rewrite).
+			withHint("auto renames where the directory allows it and rewrites in place where it does not")
 	}
+	ro.Rewrite = mode
+	comp, err := retention.ParseCompression(o.ArchiveComp)
+	if err != nil || o.ArchiveComp == "" {
+		return ro, usageErrorf("--archive-compress %q: must be gzip or zstd", o.ArchiveComp)
+	}
+	if o.Archive == "" && o.ArchiveComp != "gzip" {
+		return ro, usageErrorf("--archive-compress needs --archive").withHint("for example: --archive /srv/mail-archive --archive-compress zstd")
+	}
+	if o.Archive != "" {
+		dir, err := filepath.Abs(o.Archive)
+		if err != nil {
+			return ro, usageErrorf("--archive %q: %w", o.Archive, err)
+		}
+		ro.Archive = retention.ArchiveOptions{Dir: dir, Compress: comp}
+	}
+	for _, d := range []struct{ flag, dir string }{{"--state-dir", o.StateDir}, {"--tmpdir", o.TmpDir}} {
+		if d.dir != "" && !filepath.IsAbs(d.dir) {
+			return ro, usageErrorf("%s %q: give an absolute path", d.flag, d.dir).withHint("a relative one would change with the working directory between a crash and the rerun")
+		}
+	}
+	ro.StateDir, ro.TmpDir = o.StateDir, o.TmpDir
 	kinds, err := mboxlock.ParseKinds(o.Lock)
 	if err != nil {
 		return ro, usageErrorf("--lock: %w", err).withHint("the default is --lock dotlock,fcntl; sendmail's mail.local takes flock")
@@ -157,6 +185,32 @@ carried over. Symlinks, hard-linked files and files swapped during the run
 are refused. A Maildir loses the message files from cur/ and new/, and its
 maildirsize is kept true.
 
+--rewrite inplace keeps the mailbox's inode (other programs' fcntl locks,
+SELinux labels) and needs no write access to its directory, as mutt and
+archivemail do it: the kept messages from the first removed one on are
+built in a private file (--tmpdir, default the state directory), fsynced,
+then copied over the mailbox under the locks, and the mailbox is cut to
+its new size. A journal in the state directory (--state-dir; keyed by the
+mailbox's device and inode) holds what is needed to finish the copy: a
+rerun after a crash finishes it, keeping mail appended meanwhile. The
+default, --rewrite auto, renames where it can and rewrites in place where
+the directory is not writable (an ordinary user pruning /var/mail/USER),
+saying why; where no dotlock can be made, the mailbox is locked with fcntl
+(and flock, if listed) only, and a note says so.
+
+--archive DIR keeps the removed messages instead of deleting them, in
+compressed mbox files (gzip; --archive-compress zstd) named
+DIR/OWNER/MAILBOX.YYYY-MM.mbox.gz: OWNER is the mailbox owner's user name,
+MAILBOX the mbox file's name (a Maildir folder: USER.INBOX, USER.Trash ...)
+and YYYY-MM the month (UTC) the message was received. mbox messages are
+copied byte for byte; Maildir messages get a From_ line made of their
+Return-Path (else MAILER-DAEMON) and received date. Each run appends a new
+gzip member or zstd frame (zcat and zstdcat read them all); beside each file
+an index (MAILBOX.YYYY-MM.idx) records a SHA-256 per archived message, so
+a rerun never archives one twice. The archive is fsynced and read back
+before the mailbox changes: a crash leaves a message in the mailbox or in
+both, never in neither. Files are 0600 and owned like the mailbox.
+
 --dry-run (-n) makes the same choice and changes nothing, not even a lock
 file. --list adds each removed message to the output.
 
@@ -169,9 +223,10 @@ AGE takes 90d, 12w, 6mo, 1y or 36h. SIZE takes 2GiB, 1.5GB, 10MB or
 
 EXIT STATUS
   0    every mailbox was pruned (or needed nothing)
-  1    one or more mailboxes failed (locked, unsafe, unreadable, disk full):
-       each is reported with its error and left unchanged; the rest were
-       processed
+  1    one or more mailboxes failed (locked, unsafe, unreadable, disk full,
+       archive not writable): each is reported with its error and left
+       unchanged (an in-place rewrite cut short is finished by the next
+       run); the rest were processed
   2    usage error
   130  interrupted: mailboxes done so far are reported; the one in progress
        is left unchanged`,
@@ -272,13 +327,20 @@ func runPrune(ctx context.Context, opts PruneOptions, g globalOptions, stdout, s
 // pruneRow converts one retention result to its report row.
 func pruneRow(loc mboxscan.Location, res *retention.Result, list bool) report.PruneMailbox {
 	row := report.PruneMailbox{
-		Path:            loc.Path,
-		Format:          string(loc.Format),
-		MessagesBefore:  res.MessagesBefore,
-		MessagesRemoved: res.MessagesRemoved,
-		BytesBefore:     res.BytesBefore,
-		BytesRemoved:    res.BytesRemoved,
-		KeptUndated:     res.KeptUndated,
+		Path:             loc.Path,
+		Format:           string(loc.Format),
+		MessagesBefore:   res.MessagesBefore,
+		MessagesRemoved:  res.MessagesRemoved,
+		BytesBefore:      res.BytesBefore,
+		BytesRemoved:     res.BytesRemoved,
+		KeptUndated:      res.KeptUndated,
+		MessagesArchived: res.MessagesArchived,
+		ArchiveFiles:     res.Archives,
+		Mode:             string(res.Mode),
+	}
+	if len(res.Archives) > 0 {
+		dir := filepath.Dir(res.Archives[0])
+		row.Archive = &dir
 	}
 	if list {
 		removed := make([]report.PruneRemoved, 0, len(res.Removed))

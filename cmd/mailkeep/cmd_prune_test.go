@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -57,7 +58,12 @@ type pruneDoc struct {
 		BytesRemoved    int64   `json:"bytes_removed"`
 		KeptUndated     int     `json:"kept_undated"`
 		Error           *string `json:"error"`
-		Removed         []struct {
+		// Issue 6.
+		MessagesArchived int      `json:"messages_archived"`
+		Archive          *string  `json:"archive"`
+		ArchiveFiles     []string `json:"archive_files"`
+		Mode             string   `json:"mode"`
+		Removed          []struct {
 			MessageID string `json:"message_id"`
 			Date      string `json:"date"`
 			Bytes     int64  `json:"bytes"`
@@ -87,7 +93,10 @@ func TestPruneUsageErrors(t *testing.T) {
 		{[]string{"prune", "--older-than", "6m", dir}, "ambiguous"},
 		{[]string{"prune", "--before", "yesterday", dir}, "--before"},
 		{[]string{"prune", "--older-than", "1y", "--date", "arrival", dir}, "--date"},
-		{[]string{"prune", "--older-than", "1y", "--rewrite", "inplace", dir}, "not yet supported"},
+		{[]string{"prune", "--older-than", "1y", "--rewrite", "copy", dir}, "must be auto, rename or inplace"},
+		{[]string{"prune", "--older-than", "1y", "--archive-compress", "zstd", dir}, "needs --archive"},
+		{[]string{"prune", "--older-than", "1y", "--archive", dir, "--archive-compress", "lz4", dir}, "must be gzip or zstd"},
+		{[]string{"prune", "--older-than", "1y", "--state-dir", "state", dir}, "absolute path"},
 		{[]string{"prune", "--older-than", "1y", "--lock", "dotlock,nfs", dir}, "unknown lock kind"},
 		{[]string{"prune", "--older-than", "1y", "--list", "--format", "csv", dir}, "--list"},
 		{[]string{"prune", "--older-than", "1y", "--now", "today", dir}, "--now"},
@@ -195,5 +204,61 @@ func TestPruneTableAndCSV(t *testing.T) {
 	r = mailkeep(t, "prune", "-n", "--format", "csv", "--before", "2025-01-01", dir)
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "path,format,messages_before,") || strings.Count(r.stdout, "\n") != 4 {
 		t.Errorf("csv: exit %d %q", r.code, r.stdout)
+	}
+}
+
+// TestPruneArchiveInplace: --archive with zstd and --rewrite inplace, end
+// to end: the dry run counts what the real run archives, the archive files
+// are where the help says, and a second run finds nothing to do.
+func TestPruneArchiveInplace(t *testing.T) {
+	dir, want := pruneTree(t)
+	adir, state := t.TempDir(), t.TempDir()
+	args := []string{"prune", "--format", "json", "--older-than", "1y", "--now", "2026-06-01T00:00:00Z",
+		"--archive", adir, "--archive-compress", "zstd", "--rewrite", "inplace", "--state-dir", state, dir}
+	dry := mailkeep(t, append([]string{args[0], "-n"}, args[1:]...)...)
+	if dry.code != 0 {
+		t.Fatalf("dry run: exit %d\n%s", dry.code, dry.stderr)
+	}
+	if ents, _ := os.ReadDir(adir); len(ents) != 0 {
+		t.Fatal("the dry run wrote to the archive")
+	}
+	real := mailkeep(t, args...)
+	if real.code != 0 {
+		t.Fatalf("exit %d\n%s", real.code, real.stderr)
+	}
+	d, r := decodePrune(t, dry), decodePrune(t, real)
+	owner := filepath.Join(adir, "root")
+	if os.Getuid() != 0 {
+		if u, err := user.Current(); err == nil {
+			owner = filepath.Join(adir, u.Username)
+		}
+	}
+	files := map[string]string{"alice": "alice", "bob": "bob", "Maildir": "carol.INBOX"}
+	for i, m := range r.Mailboxes {
+		if m.Error != nil || m.MessagesRemoved != 1 || m.MessagesArchived != 1 || d.Mailboxes[i].MessagesArchived != 1 {
+			t.Errorf("%s: %+v (dry run archived %d)", m.Path, m, d.Mailboxes[i].MessagesArchived)
+			continue
+		}
+		wantFile := filepath.Join(owner, files[filepath.Base(m.Path)]+".2020-01.mbox.zst")
+		if m.Archive == nil || *m.Archive != owner || len(m.ArchiveFiles) != 1 || m.ArchiveFiles[0] != wantFile {
+			t.Errorf("%s: archive %v %v, want %s", m.Path, m.Archive, m.ArchiveFiles, wantFile)
+		}
+		if _, err := os.Stat(wantFile); err != nil {
+			t.Error(err)
+		}
+		if wantMode := map[string]string{"mbox": "inplace", "maildir": ""}[m.Format]; m.Mode != wantMode {
+			t.Errorf("%s: mode %q, want %q", m.Path, m.Mode, wantMode)
+		}
+	}
+	for name, keep := range want {
+		if got, _ := os.ReadFile(filepath.Join(dir, name)); string(got) != keep {
+			t.Errorf("%s = %q, want %q", name, got, keep)
+		}
+	}
+	again := decodePrune(t, mailkeep(t, args...))
+	for _, m := range again.Mailboxes {
+		if m.MessagesRemoved != 0 || m.MessagesArchived != 0 || m.Archive != nil {
+			t.Errorf("second run: %+v", m)
+		}
 	}
 }
