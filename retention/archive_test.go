@@ -377,3 +377,60 @@ func TestArchiveRefusesSymlink(t *testing.T) {
 		t.Error("the mailbox changed although archiving failed")
 	}
 }
+
+// TestCrashArchiveMaildir kills a Maildir prune with --archive after the
+// archive is written and after its index is: every message is still in
+// the Maildir, and after a rerun each removed one is archived once.
+func TestCrashArchiveMaildir(t *testing.T) {
+	for _, point := range []string{"mid-archive", "after-archive", "after-index"} {
+		t.Run(point, func(t *testing.T) {
+			root := newMaildir(t)
+			for i := 0; i < 6; i++ {
+				d := oldDate
+				if i%3 == 2 {
+					d = youngDate
+				}
+				maildirMsg(t, root, "cur", fmt.Sprintf("%d.M%dP1.host:2,S", d.Unix(), i), d, 400+i)
+			}
+			adir := t.TempDir()
+			env := []string{"MAILKEEP_MAILDIR=" + root, "MAILKEEP_ARCHIVE=" + adir}
+			cmd, out := runHelperPrune(t, "", append(env, "MAILKEEP_TEST_CRASH_AT="+point)...)
+			if err := cmd.Run(); !killedBySIGKILL(err) {
+				t.Fatalf("helper was not killed at %s: %v\n%s", point, err, out)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(root, "cur")); len(ents) != 6 {
+				t.Fatalf("%d messages left before the archive was committed, want 6", len(ents))
+			}
+			cmd, out = runHelperPrune(t, "", env...)
+			if err := cmd.Run(); err != nil || !strings.Contains(out.String(), "removed 4 archived 4") {
+				t.Fatalf("rerun: %v\n%s", err, out)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(root, "cur")); len(ents) != 2 {
+				t.Errorf("%d messages left, want 2", len(ents))
+			}
+			r := mbox.NewReader(bytes.NewReader(readArchives(t, adir)))
+			ids := map[string]int{}
+			for {
+				m, err := r.NextMessage()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(m)
+				_, rest, _ := strings.Cut(string(b), "Message-ID: <")
+				id, _, _ := strings.Cut(rest, ">")
+				ids[id]++
+			}
+			if len(ids) != 4 {
+				t.Errorf("archived messages: %v, want 4 once each", ids)
+			}
+			for id, n := range ids {
+				if n != 1 {
+					t.Errorf("%s archived %d times", id, n)
+				}
+			}
+		})
+	}
+}

@@ -268,3 +268,25 @@ func TestParseRewriteMode(t *testing.T) {
 		t.Error("copy accepted")
 	}
 }
+
+// TestInplaceOnlyCuts: when the removed messages are all at the end (or
+// are everything), nothing is copied: the mailbox is only cut.
+func TestInplaceOnlyCuts(t *testing.T) {
+	for _, keepFirst := range []bool{true, false} {
+		c := &mboxCase{}
+		c.add(!keepFirst, "a@test", "", "first\n", "\n")
+		c.add(true, "b@test", "", "old\n", "\n")
+		path := filepath.Join(t.TempDir(), "inbox")
+		writeFile(t, path, c.all.Bytes())
+		opts := inplaceOpts(t)
+		if _, err := PruneMbox(context.Background(), path, opts); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(path); !bytes.Equal(got, c.kept.Bytes()) {
+			t.Errorf("keepFirst=%v: got %q", keepFirst, got)
+		}
+		if left := stateLeft(t, opts.StateDir); len(left) != 0 {
+			t.Errorf("left in the state directory: %v", left)
+		}
+	}
+}

@@ -32,8 +32,10 @@ const tmpInfix = ".mailkeep-tmp."
 // PruneMbox applies opts.Policy to the mbox file at path and returns what
 // it removed (or, with opts.DryRun, would remove). On error the mailbox is
 // unchanged, except for an error after the rename (reported as such), when
-// it holds the intended result. The returned Result is never nil; after
-// an error that left the mailbox unchanged, it counts nothing removed.
+// it holds the intended result, or after an in-place rewrite's journal was
+// written, when the next run finishes the rewrite. The returned Result is
+// never nil; after an error that left the mailbox unchanged, it counts
+// nothing removed (but MessagesArchived counts what is in the archive).
 //
 // A real run:
 //
@@ -42,18 +44,25 @@ const tmpInfix = ".mailkeep-tmp."
 //     (nlink > 1), a file whose lstat and fstat differ, and, with
 //     opts.CheckOwner, a file not owned by opts.ExpectUID;
 //  2. takes the locks (opts.Lock, default dotlock then fcntl), all or
-//     nothing, within the lock timeout, and keeps the dotlock fresh;
+//     nothing, within the lock timeout, and keeps the dotlock fresh; when
+//     the dotlock cannot be made because the directory is not writable and
+//     the mode is not rename, the kernel locks only (a note says so), and
+//     finishes an in-place rewrite of this file a killed run left;
 //  3. checks again that the path names the opened file, then scans the file
 //     as it is now and decides per message (memory stays flat: only the
 //     runs of kept bytes are remembered);
-//  4. with nothing to remove, unlocks and touches nothing; else removes the
+//  4. with nothing to remove, unlocks and touches nothing; else, with
+//     opts.Archive, archives the removed messages (durably, read back);
+//     then, when the mode (opts.Rewrite; auto: rename if the directory is
+//     writable and a new file can get the mailbox's owner and group) is
+//     inplace, rewrites in place (see [RewriteInplace]); else removes the
 //     temporary files a killed run left for this mailbox, checks free
 //     space, writes the kept bytes (copy_file_range for long runs) to a new
 //     file in the same directory, gives it the original's owner, group,
 //     mode and extended attributes, sets its times (see below), fsyncs it,
 //     renames it over the mailbox relative to the directory, fsyncs the
 //     directory and unlocks;
-//  5. looks whether the replaced file grew after it was scanned (a writer
+//  5. (rename) looks whether the replaced file grew after it was scanned (a writer
 //     that took only fcntl or flock appended to it) and appends what it
 //     finds to the mailbox, under the locks.
 //

@@ -16,6 +16,22 @@
 // same directory and renames it over the mailbox, so the path always names
 // either the old or the new mailbox. See PruneMbox for the details.
 //
+// # In-place rewrites
+//
+// Where no file can be made in the mailbox's directory (an ordinary user
+// pruning /var/mail/USER) or the inode must stay, [RewriteInplace] copies
+// the new content over the mailbox instead, from its first changed byte,
+// under a journal kept in a state directory ([DefaultStateDir]) that lets
+// a rerun finish an interrupted copy; [RewriteAuto], the default, chooses
+// per mailbox and says why ([Result.Mode] and a note).
+//
+// # Archives
+//
+// With [ArchiveOptions], removed messages are appended to compressed mbox
+// files, one per owner, mailbox and month, made durable and read back
+// before the mailbox changes, and indexed so that a rerun never archives a
+// message twice. See ArchiveOptions for the naming scheme.
+//
 // # Maildir
 //
 // [PruneMaildir] unlinks message files from cur/ and new/ and keeps the

@@ -383,8 +383,11 @@ func removeIfStale(dirfd int, n string) (bool, error) {
 
 // crashAt is the test-only crash hook: when the environment variable
 // MAILKEEP_TEST_CRASH_AT names a point (locked, after-create, mid-copy,
-// after-copy, after-fsync, after-rename, after-dirsync, after-unlock), the
-// process kills itself with SIGKILL there. Tests use it to prove that a
+// after-copy, after-fsync, after-rename, after-dirsync, after-unlock; with
+// an archive mid-archive, after-archive, after-index; in place
+// inplace-building, inplace-built, journal-written, inplace-mid-copy,
+// inplace-copied, inplace-truncated, inplace-done, inplace-before-unlock),
+// the process kills itself with SIGKILL there. Tests use it to prove that a
 // kill at any point leaves the old or the new mailbox, never a mix. It
 // does nothing unless set; it is not part of the interface.
 var crashAt = os.Getenv("MAILKEEP_TEST_CRASH_AT")
