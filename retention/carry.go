@@ -62,24 +62,38 @@ func (p *mboxPruner) carryAppended(scanned int64) (carried int64, err error) {
 // without blocking until timeout, and returns the function that releases
 // them.
 func waitWriters(ctx context.Context, f *os.File, timeout time.Duration) (release func(), err error) {
+	return lockKernel(ctx, f, timeout, true, true)
+}
+
+// lockKernel takes the chosen kernel locks on f (an OFD write lock for
+// fcntl, flock), all or none, retrying without blocking until timeout;
+// release drops only those it took.
+func lockKernel(ctx context.Context, f *os.File, timeout time.Duration, fcntl, flock bool) (release func(), err error) {
 	fd := int(f.Fd())
 	whole := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
 	unlockAll := func() {
-		un := unix.Flock_t{Type: unix.F_UNLCK, Whence: io.SeekStart}
-		_ = unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &un)
-		_ = unix.Flock(fd, unix.LOCK_UN)
+		if fcntl {
+			un := unix.Flock_t{Type: unix.F_UNLCK, Whence: io.SeekStart}
+			_ = unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &un)
+		}
+		if flock {
+			_ = unix.Flock(fd, unix.LOCK_UN)
+		}
 	}
 	deadline := time.Now().Add(timeout)
 	wait := 5 * time.Millisecond
 	for {
-		err := unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &whole)
-		if err == nil {
-			err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-			if err == nil {
-				return unlockAll, nil
-			}
-			unlockAll()
+		var err error
+		if fcntl {
+			err = unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &whole)
 		}
+		if err == nil && flock {
+			err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		}
+		if err == nil {
+			return unlockAll, nil
+		}
+		unlockAll()
 		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -262,8 +263,11 @@ func (p *mboxPruner) finishInplace(j *inplaceJournal, tmp *os.File, dir string, 
 		if release == nil {
 			// Writers that take only fcntl or flock (which we may not
 			// hold) finish their append before we look at the size for
-			// the last time and cut; they wait for us from now on.
-			release, err = waitWriters(ctx, p.f, timeout)
+			// the last time and cut; they wait for us from now on. The
+			// locks we hold already stay ours: the run goes on after a
+			// recovery.
+			release, err = lockKernel(ctx, p.f, timeout,
+				!slices.Contains(p.kinds, mboxlock.Fcntl), !slices.Contains(p.kinds, mboxlock.Flock))
 			if err != nil {
 				return fmt.Errorf("in-place rewrite interrupted (a rerun finishes it from %s): wait for writers: %w", jpath, err)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -288,5 +289,51 @@ func TestInplaceOnlyCuts(t *testing.T) {
 		if left := stateLeft(t, opts.StateDir); len(left) != 0 {
 			t.Errorf("left in the state directory: %v", left)
 		}
+	}
+}
+
+// TestInplaceRecoveryThenPrune: a run that first finishes a killed
+// in-place rewrite goes on to prune under the same locks (the fcntl lock
+// still held), here with a policy that removes what the first one kept.
+func TestInplaceRecoveryThenPrune(t *testing.T) {
+	c := crashCase()
+	path := filepath.Join(t.TempDir(), "inbox")
+	writeFile(t, path, c.all.Bytes())
+	state := t.TempDir()
+	cmd, out := runHelperPrune(t, path, "MAILKEEP_REWRITE=inplace", "MAILKEEP_STATE="+state, "MAILKEEP_TEST_CRASH_AT=inplace-copied")
+	if err := cmd.Run(); !killedBySIGKILL(err) {
+		t.Fatalf("not killed: %v\n%s", err, out)
+	}
+	os.Remove(path + ".lock") // the killed run's
+	checked := false
+	testHook = func(p string) {
+		if p != "inplace-built" {
+			return
+		}
+		checked = true
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		lk := unix.Flock_t{Type: unix.F_WRLCK}
+		if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err == nil {
+			t.Error("the fcntl lock was not held after the recovery")
+		}
+	}
+	defer func() { testHook = nil }()
+	opts := inplaceOpts(t)
+	opts.StateDir = state
+	opts.Policy = Policy{Before: testNow}
+	res, err := PruneMbox(context.Background(), path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !checked || !slices.ContainsFunc(res.Notes, func(n string) bool { return strings.Contains(n, "finished an in-place rewrite") }) {
+		t.Errorf("hook reached %v, notes %q", checked, res.Notes)
+	}
+	if got, _ := os.ReadFile(path); len(got) != 0 || res.MessagesBefore != 120-c.removed || res.MessagesRemoved != res.MessagesBefore {
+		t.Errorf("mailbox %d bytes, result %+v", len(got), res)
 	}
 }

@@ -114,7 +114,8 @@ type mboxPruner struct {
 	// kernelOnly: the dotlock could not be made (directory not writable)
 	// and the mailbox is locked with the kernel locks only.
 	kernelOnly bool
-	items      []archItem // removed messages to archive
+	kinds      []mboxlock.Kind // the locks held on f
+	items      []archItem      // removed messages to archive
 }
 
 func (p *mboxPruner) run() error {
@@ -393,6 +394,7 @@ func (p *mboxPruner) lock(f *os.File) (*mboxlock.Held, error) {
 		lo.Kinds = mboxlock.DefaultKinds
 	}
 	held, err := mboxlock.Lock(p.ctx, p.path, f, lo)
+	p.kinds = lo.Kinds
 	if err != nil && errors.Is(err, mboxlock.ErrDirNotWritable) && p.opts.Rewrite != RewriteRename && !p.opts.DryRun {
 		// No dotlock can be made where no file can be: lock the inode
 		// with the kernel locks (fcntl at least), as an in-place rewrite
@@ -409,6 +411,7 @@ func (p *mboxPruner) lock(f *os.File) (*mboxlock.Held, error) {
 		klo := lo
 		klo.Kinds = kernel
 		held, err = mboxlock.Lock(p.ctx, p.path, f, klo)
+		p.kinds = kernel
 		if err == nil && !p.kernelOnly {
 			p.kernelOnly = true
 			p.res.Notes = append(p.res.Notes, fmt.Sprintf("no dotlock: directory %s is not writable; locked with %s only", p.dir, kindList(kernel)))
