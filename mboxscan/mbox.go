@@ -239,10 +239,27 @@ func (s *Scanner) startLanes() {
 // the previous chunk: the parser checks). Positions closer than 5 bytes to
 // the end are not listed; the parser looks at those itself.
 func candidates(data []byte, c []int32) []int32 {
+	near := 0 // 'F's found close together in a row
 	for i := 0; i < len(data); {
+		if near == 8 {
+			// 'F's keep turning up, as in base64 (one byte in 64). A From_
+			// line has a space 4 bytes after its 'F' and base64 has none:
+			// jump to 4 bytes before the next space.
+			near = 0
+			s := bytes.IndexByte(data[i:], ' ')
+			if s < 0 {
+				break
+			}
+			i += max(s-4, 0)
+		}
 		j := bytes.IndexByte(data[i:], 'F')
 		if j < 0 {
 			break
+		}
+		if j < 256 {
+			near++
+		} else {
+			near = 0
 		}
 		k := i + j
 		i = k + 1
