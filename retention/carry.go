@@ -74,7 +74,7 @@ func lockKernel(ctx context.Context, f *os.File, timeout time.Duration, fcntl, f
 	unlockAll := func() {
 		if fcntl {
 			un := unix.Flock_t{Type: unix.F_UNLCK, Whence: io.SeekStart}
-			_ = unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &un)
+			_ = unix.FcntlFlock(uintptr(fd), ofdSetLk, &un)
 		}
 		if flock {
 			_ = unix.Flock(fd, unix.LOCK_UN)
@@ -85,7 +85,7 @@ func lockKernel(ctx context.Context, f *os.File, timeout time.Duration, fcntl, f
 	for {
 		var err error
 		if fcntl {
-			err = unix.FcntlFlock(uintptr(fd), unix.F_OFD_SETLK, &whole)
+			err = unix.FcntlFlock(uintptr(fd), ofdSetLk, &whole)
 		}
 		if err == nil && flock {
 			err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)

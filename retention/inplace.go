@@ -486,7 +486,7 @@ func copyAt(dst *os.File, doff int64, src *os.File, soff, n int64) error {
 
 func copyAtN(dst *os.File, doff int64, src *os.File, soff, n int64) error {
 	for n > 0 {
-		k, err := unix.CopyFileRange(int(src.Fd()), &soff, int(dst.Fd()), &doff, int(min(n, 1<<30)), 0)
+		k, err := copyFileRange(int(src.Fd()), &soff, int(dst.Fd()), &doff, int(min(n, 1<<30)))
 		if err == unix.EINTR {
 			continue
 		}

@@ -252,7 +252,7 @@ var errMessageChanged = errors.New("moved or changed since it was read, left alo
 // openMessage opens a Maildir message file for reading if it is still the
 // regular file the scan read (same mtime).
 func openMessage(subfd int, name, path string, received time.Time) (io.ReadCloser, error) {
-	fd, err := unix.Openat(subfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOATIME, 0)
+	fd, err := unix.Openat(subfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|oNoatime, 0)
 	if errors.Is(err, unix.EPERM) {
 		fd, err = unix.Openat(subfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	}

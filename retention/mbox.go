@@ -318,7 +318,7 @@ func (p *mboxPruner) open() error {
 		mode = unix.O_RDONLY
 	}
 	flags := mode | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
-	fd, err := unix.Openat(p.dirfd, p.name, flags|unix.O_NOATIME, 0)
+	fd, err := unix.Openat(p.dirfd, p.name, flags|oNoatime, 0)
 	p.noatime = err == nil
 	if errors.Is(err, unix.EPERM) {
 		fd, err = unix.Openat(p.dirfd, p.name, flags, 0)

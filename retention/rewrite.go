@@ -67,7 +67,7 @@ func (p *mboxPruner) writeTemp(pl *plan) (name string, err error) {
 	// Reserve the space up front where the file system can: a full disk
 	// then fails here, before any copying.
 	if pl.size > 0 {
-		if err := unix.Fallocate(fd, 0, 0, pl.size); err != nil {
+		if err := fallocate(fd, pl.size); err != nil {
 			if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
 				return name, fmt.Errorf("%w in %s: reserve %d bytes: %w", ErrNoSpace, p.dir, pl.size, err)
 			}
@@ -198,7 +198,7 @@ func (w *spanWriter) span(off, n int64) error {
 // itself off and the caller copies the rest.
 func (w *spanWriter) copyFileRange(off, n int64) (done int64, err error) {
 	for n > 0 {
-		k, err := unix.CopyFileRange(int(w.src.Fd()), &off, int(w.dst.Fd()), nil, int(min(n, 1<<30)), 0)
+		k, err := copyFileRange(int(w.src.Fd()), &off, int(w.dst.Fd()), nil, int(min(n, 1<<30)))
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -224,7 +224,7 @@ func copyMeta(src, dst *os.File, st *unix.Stat_t) error {
 	if err := unix.Fchown(fd, int(st.Uid), int(st.Gid)); err != nil {
 		return fmt.Errorf("give the new mailbox owner %d:%d: %w", st.Uid, st.Gid, err)
 	}
-	if err := unix.Fchmod(fd, st.Mode&0o7777); err != nil {
+	if err := unix.Fchmod(fd, uint32(st.Mode&0o7777)); err != nil {
 		return fmt.Errorf("give the new mailbox mode %o: %w", st.Mode&0o7777, err)
 	}
 	return copyXattrs(int(src.Fd()), fd)
@@ -248,7 +248,7 @@ func copyXattrs(src, dst int) error {
 		}
 		v, err := getXattr(src, n)
 		if err != nil {
-			if errors.Is(err, unix.ENODATA) {
+			if errors.Is(err, errNoXattr) {
 				continue
 			}
 			return fmt.Errorf("read extended attribute %s: %w", n, err)
