@@ -14,7 +14,8 @@
 // take every lock any agent on the host takes, or it races that agent.
 // [DefaultKinds] is dotlock and fcntl: Postfix local(8) on Linux
 // (mailbox_delivery_lock = fcntl, dotlock), Dovecot (mbox_write_locks =
-// dotlock fcntl) and procmail (the dotlock, then fcntl). Sendmail's
+// fcntl dotlock, as doveconf -d shows: fcntl first) and procmail (the
+// dotlock, then fcntl). Sendmail's
 // mail.local and Postfix on the BSDs use flock instead of fcntl; list
 // [Flock] for them ([ParseKinds] reads "dotlock,flock").
 //
@@ -27,6 +28,13 @@
 // on the caller's open file. All are held until [Held.Unlock], after the
 // rename: an agent that got in between would append to the old inode and
 // its message would be lost with it.
+//
+// Agents that take fcntl first are not kept off the old inode that way:
+// Dovecot's LDA waits in the kernel for fcntl on the file it opened and
+// checks whether the mbox was replaced before that wait, not after, so
+// after a rename it holds the old, deleted file. A caller that renames
+// must handle what such a writer does to the old file, or not rename
+// where Dovecot delivers (mailkeep rewrites such mailboxes in place).
 //
 // The dotlock is made NFS-safe the way liblockfile does it: a uniquely
 // named file (its name contains [TempMarker]) holding our PID as "%d\n"
