@@ -545,10 +545,23 @@ func fsyncDir(dir string) error {
 }
 
 // chooseMode applies Options.Rewrite to this mailbox and says, for auto,
-// why it rewrites in place.
+// why it rewrites in place (for rename, the risk it was told to take).
+//
+// Auto renames unless the directory is not writable, a new file could not
+// get the mailbox's owner and group, or an IMAP server keeps state in the
+// mailbox (see imapServerState): Dovecot's LDA takes fcntl before the
+// dotlock and checks whether the mbox was replaced before it waits for
+// fcntl, not after, so one that was waiting on the old file when it was
+// renamed over wakes up holding a deleted file; it appends there (which
+// the carry-over saves), rewrites headers there, or loops for good
+// waiting for that file's mtime to follow utime() on the path. In place,
+// the inode stays and it finds the mailbox rewritten, as after mutt.
 func (p *mboxPruner) chooseMode() (RewriteMode, string) {
 	switch p.opts.Rewrite {
 	case RewriteRename:
+		if why := p.imapServerState(); why != "" {
+			return RewriteRename, "renamed as --rewrite rename asks, though " + why + ": a dovecot-lda waiting on the old file is stranded there"
+		}
 		return RewriteRename, ""
 	case RewriteInplace:
 		return RewriteInplace, ""
@@ -559,10 +572,31 @@ func (p *mboxPruner) chooseMode() (RewriteMode, string) {
 	if err := unix.Faccessat(p.dirfd, ".", unix.W_OK|unix.X_OK, unix.AT_EACCESS); err != nil {
 		return RewriteInplace, fmt.Sprintf("rewrote in place: directory %s is not writable (%s), so no new file can be renamed over the mailbox", p.dir, err)
 	}
+	if why := p.imapServerState(); why != "" {
+		return RewriteInplace, "rewrote in place: " + why + "; a rename would strand a dovecot-lda waiting on the old file"
+	}
 	if os.Geteuid() != 0 && !mayGiveGroup(&p.st) {
 		return RewriteInplace, fmt.Sprintf("rewrote in place: a new file could not be given the mailbox's owner %d and group %d", p.st.Uid, p.st.Gid)
 	}
 	return RewriteRename, ""
+}
+
+// imapServerState says why Dovecot or UW-IMAP is taken to serve the
+// mailbox, or "" when nothing shows it: the first message (or the
+// pseudo-message) carries X-IMAPbase or X-IMAP, which both write when
+// they sync the mailbox (dovecot-lda does on its first delivery), or
+// Dovecot's index directory for it, .imap/NAME, is beside it (its default
+// for folders under the mail root; an INDEX= location elsewhere is not
+// looked for). Both are found without extra reading.
+func (p *mboxPruner) imapServerState() string {
+	if p.imapState != "" {
+		return fmt.Sprintf("the mailbox holds Dovecot/UW-IMAP state (%s)", p.imapState)
+	}
+	var st unix.Stat_t
+	if len(p.name) <= 255 && unix.Fstatat(p.dirfd, ".imap/"+p.name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return "Dovecot keeps an index for the mailbox (.imap/" + p.name + " beside it)"
+	}
+	return ""
 }
 
 // mayGiveGroup reports whether we, not root, may give a new file st's

@@ -23,7 +23,7 @@ import (
 func TestMain(m *testing.M) {
 	switch os.Getenv("MAILKEEP_RETENTION_HELPER") {
 	case "":
-		os.Exit(m.Run())
+		os.Exit(runTests(m))
 	case "prune":
 		os.Exit(helperPrune())
 	case "append":
@@ -32,6 +32,22 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "unknown helper")
 		os.Exit(3)
 	}
+}
+
+// testStateDir is the state directory of testOpts: auto rewrites mailboxes
+// that hold X-IMAPbase in place, and their journals must not go to the
+// real default (/var/lib/mailkeep when the tests run as root).
+var testStateDir string
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "mailkeep-retention-state-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	testStateDir = dir
+	return m.Run()
 }
 
 // helperPrune prunes MAILKEEP_PATH with the cutoff MAILKEEP_BEFORE (unix

@@ -54,8 +54,9 @@ const tmpInfix = ".mailkeep-tmp."
 //  4. with nothing to remove, unlocks and touches nothing; else, with
 //     opts.Archive, archives the removed messages (durably, read back);
 //     then, when the mode (opts.Rewrite; auto: rename if the directory is
-//     writable and a new file can get the mailbox's owner and group) is
-//     inplace, rewrites in place (see [RewriteInplace]); else removes the
+//     writable, a new file can get the mailbox's owner and group, and no
+//     IMAP server keeps state in the mailbox, see below) is inplace,
+//     rewrites in place (see [RewriteInplace]); else removes the
 //     temporary files a killed run left for this mailbox, checks free
 //     space, writes the kept bytes (copy_file_range for long runs) to a new
 //     file in the same directory, gives it the original's owner, group,
@@ -65,6 +66,18 @@ const tmpInfix = ".mailkeep-tmp."
 //  5. (rename) looks whether the replaced file grew after it was scanned (a writer
 //     that took only fcntl or flock appended to it) and appends what it
 //     finds to the mailbox, under the locks.
+//
+// Dovecot: its LDA takes fcntl before the dotlock (mbox_write_locks =
+// fcntl dotlock) and checks whether the mbox was replaced before it waits
+// for fcntl, not after. One that waited while the mailbox was renamed
+// over wakes up holding the deleted file: it appends there, may rewrite
+// headers there, or loops for good waiting for that file's mtime to follow
+// its utime() on the path. So auto rewrites in place a mailbox whose first
+// message carries X-IMAPbase or X-IMAP (Dovecot writes it on its first
+// delivery, UW-IMAP in its pseudo-message) or that has Dovecot's index
+// directory .imap/NAME beside it, and says so in a note. --rewrite rename
+// on such a mailbox renames all the same (with a note): safe only when no
+// dovecot-lda delivers into it.
 //
 // Bytes that belong to no message (garbage before the first From_ line)
 // are kept. The pseudo-message is kept and not counted.
@@ -115,7 +128,10 @@ type mboxPruner struct {
 	// and the mailbox is locked with the kernel locks only.
 	kernelOnly bool
 	kinds      []mboxlock.Kind // the locks held on f
-	items      []archItem      // removed messages to archive
+	// imapState names the header by which the plan found an IMAP
+	// server's state in the mailbox (X-IMAP, X-IMAPbase), or is "".
+	imapState string
+	items     []archItem // removed messages to archive
 }
 
 func (p *mboxPruner) run() error {
@@ -467,6 +483,7 @@ func (p *mboxPruner) plan(size int64) (*plan, error) {
 	res.MessagesBefore, res.MessagesRemoved, res.BytesRemoved, res.KeptUndated = 0, 0, 0, 0
 	res.Removed = nil
 	p.items = p.items[:0]
+	p.imapState = ""
 
 	pl := &plan{}
 	sc := mboxscan.NewScanner(io.NewSectionReader(p.f, 0, size), p.path)
@@ -475,6 +492,7 @@ func (p *mboxPruner) plan(size int64) (*plan, error) {
 		pos       int64 // end of the last span seen
 		first     = true
 		sawPseudo bool
+		seen      bool   // a message was seen
 		imapBase  string // X-IMAPbase value of the removed first message, to move
 		group     []decision
 	)
@@ -497,6 +515,17 @@ func (p *mboxPruner) plan(size int64) (*plan, error) {
 				return nil, err
 			}
 			group = group[:0]
+		}
+		if !seen {
+			seen = true
+			// The first message: where UW-IMAP (pseudo-message, X-IMAP)
+			// and Dovecot (X-IMAPbase) keep UIDVALIDITY and the next UID.
+			switch {
+			case m.Header.XIMAP != "":
+				p.imapState = "X-IMAP"
+			case m.Header.XIMAPBase != "":
+				p.imapState = "X-IMAPbase"
+			}
 		}
 		pl.keep(pos, m.Offset-pos) // bytes no message covers: kept
 		pos = m.Offset + m.Length

@@ -28,7 +28,8 @@ var (
 
 func testOpts() Options {
 	return Options{Policy: Policy{OlderThan: Age{30, Days}}, Now: testNow,
-		Lock: mboxlock.Options{Timeout: 5 * time.Second}}
+		Lock:     mboxlock.Options{Timeout: 5 * time.Second},
+		StateDir: testStateDir}
 }
 
 // mboxCase builds an mbox from messages marked old (to remove) or young

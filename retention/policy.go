@@ -25,6 +25,15 @@
 // a rerun finish an interrupted copy; [RewriteAuto], the default, chooses
 // per mailbox and says why ([Result.Mode] and a note).
 //
+// The inode must stay wherever Dovecot's LDA may deliver: it takes fcntl
+// before the dotlock and does not look for a replaced mbox after its wait,
+// so a rename strands one that was waiting on the old file (it writes to
+// the deleted file or loops there). Auto therefore rewrites in place a
+// mailbox that shows Dovecot or UW-IMAP state (X-IMAPbase or X-IMAP in its
+// first message, or .imap/NAME beside it); an explicit [RewriteRename]
+// renames all the same and is safe only with agents that take the dotlock
+// first (procmail, Postfix local).
+//
 // # Archives
 //
 // With [ArchiveOptions], removed messages are appended to compressed mbox
