@@ -12,6 +12,8 @@ const (
 	// POSIX locks delivery agents take, but closing another descriptor of
 	// the file does not drop it.
 	ofdSetLk = unix.F_OFD_SETLK
+	// ofdGetLk asks who holds a conflicting lock (a classic lock's PID).
+	ofdGetLk = unix.F_OFD_GETLK
 )
 
 // errNoXattr is the error for "no such extended attribute".

@@ -11,6 +11,8 @@ const (
 	// Without OFD locks the fcntl lock belongs to the process: mailkeep
 	// keeps one descriptor of a mailbox open while it holds it.
 	ofdSetLk = unix.F_SETLK
+	// ofdGetLk asks who holds a conflicting lock (a classic lock's PID).
+	ofdGetLk = unix.F_GETLK
 )
 
 var errNoXattr = unix.ENOATTR

@@ -1,0 +1,175 @@
+package retention
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// rescueFiles returns the rescue files beside the mailbox inbox in dir.
+func rescueFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, ".inbox.mailkeep-rescue.*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// pruneWithOldFile prunes a mixedCase mailbox by rename with act called
+// on the replaced file (opened before the prune) once the prune has
+// unlocked, before the carry-over looks at it.
+func pruneWithOldFile(t *testing.T, act func(old *os.File)) (dir string, c *mboxCase, old []byte, res *Result, err error) {
+	t.Helper()
+	c = mixedCase("\n")
+	dir = t.TempDir()
+	path := filepath.Join(dir, "inbox")
+	writeFile(t, path, c.all.Bytes())
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	testHook = func(p string) {
+		if p == "after-unlock" {
+			act(f)
+		}
+	}
+	defer func() { testHook = nil }()
+	opts := testOpts()
+	opts.Rewrite = RewriteRename
+	opts.Lock.Timeout = 500 * time.Millisecond
+	res, err = PruneMbox(context.Background(), path, opts)
+	old, rerr := io.ReadAll(io.NewSectionReader(f, 0, 1<<40))
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	return dir, c, old, res, err
+}
+
+func appendTo(t *testing.T, f *os.File, b []byte) {
+	t.Helper()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(b, st.Size()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCarryOver: what a writer appends to the replaced file after the
+// rename follows the kept messages in the mailbox.
+func TestCarryOver(t *testing.T) {
+	late := testMessage(youngDate, "late@test", "", "appended to the old file\n", "\n")
+	dir, c, _, res, err := pruneWithOldFile(t, func(old *os.File) { appendTo(t, old, []byte(late)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "inbox"))
+	if want := c.kept.String() + late; string(got) != want {
+		t.Errorf("mailbox: %d bytes, want %d: the kept messages and the late one", len(got), len(want))
+	}
+	if !strings.Contains(strings.Join(res.Notes, "\n"), fmt.Sprintf("carried %d bytes", len(late))) {
+		t.Errorf("notes %q", res.Notes)
+	}
+	if r := rescueFiles(t, dir); len(r) != 0 {
+		t.Errorf("rescue files: %v", r)
+	}
+}
+
+// TestCarryRefusesChangedPrefix: a writer that rewrote the replaced file
+// before the point it was read to (as Dovecot does when it updates a
+// header and moves the mail behind it) and then appended gets nothing
+// appended to the mailbox, which would double mail; what the file holds
+// from the first changed slot on goes to a rescue file, and the error says
+// where.
+func TestCarryRefusesChangedPrefix(t *testing.T) {
+	late := testMessage(youngDate, "late@test", "", "appended to the old file\n", "\n")
+	for _, tc := range []struct {
+		name   string
+		at     int64 // offset of the changed byte
+		rescue int64 // where the rescue starts: the changed slot's
+	}{
+		{"first-slot", 10, 0},
+		{"third-slot", 2*prefixPiece + 12345, 2 * prefixPiece},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, c, old, res, err := pruneWithOldFile(t, func(old *os.File) {
+				if _, err := old.WriteAt([]byte{'#'}, tc.at); err != nil {
+					t.Fatal(err)
+				}
+				appendTo(t, old, []byte(late))
+			})
+			if !errors.Is(err, ErrReplacedChanged) {
+				t.Fatalf("err = %v, want ErrReplacedChanged", err)
+			}
+			got, _ := os.ReadFile(filepath.Join(dir, "inbox"))
+			if !bytes.Equal(got, c.kept.Bytes()) {
+				t.Errorf("mailbox: %d bytes, want the %d kept ones and nothing appended", len(got), c.kept.Len())
+			}
+			if res.MessagesRemoved != c.removed {
+				t.Errorf("removed %d, want %d: the mailbox was replaced", res.MessagesRemoved, c.removed)
+			}
+			r := rescueFiles(t, dir)
+			if len(r) != 1 {
+				t.Fatalf("rescue files: %v", r)
+			}
+			saved, _ := os.ReadFile(r[0])
+			if !bytes.Equal(saved, old[tc.rescue:]) || !bytes.HasSuffix(saved, []byte(late)) {
+				t.Errorf("rescue file: %d bytes, want the replaced file's %d from byte %d on", len(saved), int64(len(old))-tc.rescue, tc.rescue)
+			}
+			if !strings.Contains(err.Error(), r[0]) || !strings.Contains(err.Error(), fmt.Sprintf("from byte %d on", tc.rescue)) {
+				t.Errorf("error does not say where the bytes went: %v", err)
+			}
+		})
+	}
+}
+
+// TestCarryWriterStuck: a writer that holds the replaced file's fcntl lock
+// past the lock timeout (a dovecot-lda looping on the old file) does not
+// hold up the prune for longer; what it wrote is saved, and the error
+// says who held it.
+func TestCarryWriterStuck(t *testing.T) {
+	late := testMessage(youngDate, "late@test", "", "appended to the old file\n", "\n")
+	start := time.Now()
+	dir, c, old, _, err := pruneWithOldFile(t, func(old *os.File) {
+		appendTo(t, old, []byte(late))
+		// A classic (process) lock conflicts with the prune's OFD lock
+		// even in this process; it goes when the test closes the file.
+		lk := unix.Flock_t{Type: unix.F_WRLCK}
+		if err := unix.FcntlFlock(old.Fd(), unix.F_SETLK, &lk); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the prune took %v with a 500ms lock timeout", took)
+	}
+	if !errors.Is(err, ErrReplacedBusy) {
+		t.Fatalf("err = %v, want ErrReplacedBusy", err)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Errorf("error does not name the holder: %v", err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "inbox"))
+	if !bytes.Equal(got, c.kept.Bytes()) {
+		t.Errorf("mailbox: %d bytes, want the %d kept ones", len(got), c.kept.Len())
+	}
+	r := rescueFiles(t, dir)
+	if len(r) != 1 {
+		t.Fatalf("rescue files: %v", r)
+	}
+	saved, _ := os.ReadFile(r[0])
+	if !bytes.Equal(saved, []byte(late)) || !bytes.HasSuffix(old, saved) {
+		t.Errorf("rescue file holds %q, want the late message", saved)
+	}
+}
