@@ -57,7 +57,7 @@ func (o *PruneOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.List, "list", false, "list each removed message (table and json)")
 	f.StringSliceVar(&o.Lock, "lock", []string{"dotlock", "fcntl"}, "lock `KINDS` to take on an mbox: dotlock, fcntl, flock")
 	f.DurationVar(&o.LockTimeout, "lock-timeout", 30*time.Second, "give up on a mailbox whose locks stay busy this long")
-	f.StringVar(&o.Rewrite, "rewrite", "auto", "how an mbox is rewritten: auto (rename where the directory allows it, else inplace), rename or inplace")
+	f.StringVar(&o.Rewrite, "rewrite", "auto", "how an mbox is rewritten: auto (inplace where the directory is not writable or Dovecot/UW-IMAP keeps state in the mailbox, else rename), rename or inplace")
 	f.StringVar(&o.Archive, "archive", "", "keep the removed messages in compressed mbox files under `DIR` instead of deleting them")
 	f.StringVar(&o.ArchiveComp, "archive-compress", "gzip", "compression of the archive files: gzip or zstd")
 	f.StringVar(&o.StateDir, "state-dir", "", "`DIR` for in-place rewrite journals (default /var/lib/mailkeep for root, else $XDG_STATE_HOME/mailkeep or ~/.local/state/mailkeep)")
@@ -103,7 +103,7 @@ func (o *PruneOptions) retentionOptions(g globalOptions) (retention.Options, err
 	mode, err := retention.ParseRewriteMode(o.Rewrite)
 	if err != nil || o.Rewrite == "" {
 		return ro, usageErrorf("--rewrite %q: must be auto, rename or inplace", o.Rewrite).
-			withHint("auto renames where the directory allows it and rewrites in place where it does not")
+			withHint("auto rewrites in place where the directory is not writable or Dovecot keeps state in the mailbox, else renames")
 	}
 	ro.Rewrite = mode
 	comp, err := retention.ParseCompression(o.ArchiveComp)
@@ -181,7 +181,11 @@ which gets the original's owner, mode and extended attributes and is renamed
 over the mailbox. A crash, a kill or a full disk leaves the old or the new
 mailbox, never a mix; temporary files of a killed run are removed by the
 next. Mail appended meanwhile by a writer that takes fcntl or flock only is
-carried over. Symlinks, hard-linked files and files swapped during the run
+carried over, once the old file is found unchanged up to where it was read
+(else nothing is appended, what it holds from the first changed MiB on is
+saved in .NAME.mailkeep-rescue.N beside the mailbox, and the mailbox is
+reported failed; the same when a writer keeps the old file locked longer
+than --lock-timeout). Symlinks, hard-linked files and files swapped during the run
 are refused. A Maildir loses the message files from cur/ and new/, and its
 maildirsize is kept true.
 
@@ -193,10 +197,19 @@ then copied over the mailbox under the locks, and the mailbox is cut to
 its new size. A journal in the state directory (--state-dir; keyed by the
 mailbox's device and inode) holds what is needed to finish the copy: a
 rerun after a crash finishes it, keeping mail appended meanwhile. The
-default, --rewrite auto, renames where it can and rewrites in place where
-the directory is not writable (an ordinary user pruning /var/mail/USER),
-saying why; where no dotlock can be made, the mailbox is locked with fcntl
+default, --rewrite auto, renames where it can and rewrites in place, saying
+why, where the directory is not writable (an ordinary user pruning
+/var/mail/USER) or where Dovecot or UW-IMAP keeps state in the mailbox
+(X-IMAPbase or X-IMAP in its first message, or Dovecot's .imap/NAME index
+beside it); where no dotlock can be made, the mailbox is locked with fcntl
 (and flock, if listed) only, and a note says so.
+
+Dovecot's dovecot-lda takes fcntl before the dotlock and does not notice a
+mailbox renamed over while it waited for fcntl: it then writes to the old,
+deleted file, or loops there until killed. --rewrite rename is therefore
+safe only where every agent takes the dotlock first (procmail, Postfix
+local); on a mailbox that shows Dovecot state it renames all the same,
+with a note. Leave auto, or choose inplace, wherever dovecot-lda delivers.
 
 --archive DIR keeps the removed messages instead of deleting them, in
 compressed mbox files (gzip; --archive-compress zstd) named

@@ -262,3 +262,36 @@ func TestPruneArchiveInplace(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneAutoInplaceForDovecot: --rewrite auto rewrites in place an mbox
+// that carries Dovecot's X-IMAPbase, says why on stderr and reports the
+// mode; one without it is renamed.
+func TestPruneAutoInplaceForDovecot(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	young := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	dovecot := strings.Replace(pruneMessage(old, "d-old@x"), "Status: RO\n", "Status: RO\nX-IMAPbase: 1700000000 0000000003\nX-UID: 1\n", 1) +
+		strings.Replace(pruneMessage(young, "d-new@x"), "Status: RO\n", "Status: RO\nX-UID: 2\n", 1)
+	plain := pruneMessage(old, "p-old@x") + pruneMessage(young, "p-new@x")
+	os.WriteFile(filepath.Join(dir, "dovecot"), []byte(dovecot), 0o600)
+	os.WriteFile(filepath.Join(dir, "plain"), []byte(plain), 0o600)
+	r := mailkeep(t, "prune", "--format", "json", "--older-than", "1y", "--now", "2026-06-01T00:00:00Z",
+		"--state-dir", t.TempDir(), dir)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	modes := map[string]string{}
+	for _, m := range decodePrune(t, r).Mailboxes {
+		modes[filepath.Base(m.Path)] = m.Mode
+	}
+	if modes["dovecot"] != "inplace" || modes["plain"] != "rename" {
+		t.Errorf("modes %v, want dovecot inplace and plain rename", modes)
+	}
+	if !strings.Contains(r.stderr, "dovecot: rewrote in place: the mailbox holds Dovecot/UW-IMAP state (X-IMAPbase)") {
+		t.Errorf("stderr does not say why: %q", r.stderr)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "dovecot"))
+	if want := "X-IMAPbase: 1700000000 0000000003\n"; !strings.Contains(string(got), want) || strings.Contains(string(got), "d-old@x") {
+		t.Errorf("dovecot after the prune:\n%s", got)
+	}
+}
