@@ -149,9 +149,9 @@ func (p *mboxPruner) writerStuck(sums *prefixSums, done int64, timeout time.Dura
 	}
 	rescue, err := p.rescue(from, st.Size)
 	if err != nil {
-		return fmt.Errorf("%w; saving the bytes %d-%d it has beyond what was read failed (%w)", what, from, st.Size, err)
+		return fmt.Errorf("%w; saving its bytes %d-%d, all it changed or added since it was read, failed (%w)", what, from, st.Size, err)
 	}
-	return fmt.Errorf("%w; its bytes %d-%d, beyond what was read, are saved in %s (the writer may have been in the middle of a write: check them by hand)", what, from, st.Size, rescue)
+	return fmt.Errorf("%w; its bytes %d-%d, all it changed or added since it was read, are saved in %s (the writer may have been in the middle of a write: check them by hand)", what, from, st.Size, rescue)
 }
 
 // lockHolder returns the PID of a process holding a classic fcntl lock
