@@ -16,9 +16,36 @@ import (
 	"time"
 )
 
-// rewriteModes are the mbox rewrite modes the delivery tests cover; a mode
-// mailkeep does not offer yet is skipped (see skipUnlessRewrite).
-var rewriteModes = []string{"rename", "inplace"}
+// deliveryCase is one entry of the delivery tests' tables.
+type deliveryCase struct {
+	rewrite string   // --rewrite
+	agents  []string // one delivery loop per entry
+	mode    string   // the mode every prune that removes something must report
+}
+
+// name is the subtest's name: mode/agents.
+func (c deliveryCase) name() string {
+	return c.rewrite + "/" + strings.Join(slices.Compact(slices.Clone(c.agents)), "+")
+}
+
+// renameWithDovecot explains why no delivery test renames where
+// dovecot-lda delivers; set MAILKEEP_INTEROP_RENAME_DOVECOT=1 to run those
+// cases all the same (they are expected to fail).
+const renameWithDovecot = "--rewrite rename where dovecot-lda delivers is not supported: " +
+	"dovecot-lda takes fcntl before the dotlock (mbox_write_locks = fcntl dotlock) and looks for a " +
+	"replaced mbox before it waits for fcntl, not after, so one that waited while mailkeep renamed " +
+	"wakes up holding the deleted file: it appends there (carried over), rewrites headers there " +
+	"(mail was doubled) or loops there for good (with procmail beside it, 3 runs in 5 hung); " +
+	"auto rewrites a mailbox with Dovecot's X-IMAPbase in place instead"
+
+// skipRenameWithDovecot skips a case that renames with dovecot-lda
+// delivering, unless asked to run it.
+func skipRenameWithDovecot(t *testing.T, c deliveryCase) {
+	t.Helper()
+	if c.rewrite == "rename" && slices.Contains(c.agents, "dovecot-lda") && os.Getenv("MAILKEEP_INTEROP_RENAME_DOVECOT") == "" {
+		t.Skip(renameWithDovecot)
+	}
+}
 
 // deliveryConfig describes one run of delivery agents against prunes.
 type deliveryConfig struct {
@@ -26,6 +53,7 @@ type deliveryConfig struct {
 	deliveries int           // total deliveries (an upper bound when duration is set)
 	duration   time.Duration // deliver for this long (0: until deliveries are done)
 	rewrite    string        // --rewrite mode
+	mode       string        // the mode prune must report when it removes something
 	messages   int           // messages in the generated mbox, half of them old
 	bodySize   int           // bytes of body per generated message
 	bands      int           // prunes that each remove a band of the old messages
@@ -171,7 +199,11 @@ func runDeliveryDuringPrune(t *testing.T, cfg deliveryConfig) deliveryResult {
 		if err != nil {
 			return time.Since(start), 0, err
 		}
-		return time.Since(start), doc.Mailboxes[0].MessagesRemoved, nil
+		m := doc.Mailboxes[0]
+		if m.MessagesRemoved > 0 && cfg.mode != "" && m.Mode != cfg.mode {
+			return time.Since(start), m.MessagesRemoved, fmt.Errorf("prune --rewrite %s rewrote the mailbox by %q, want %q", cfg.rewrite, m.Mode, cfg.mode)
+		}
+		return time.Since(start), m.MessagesRemoved, nil
 	}
 	bandNow := func(k int) time.Time { // band k of cfg.bands removes older old messages first
 		return base.Add(-oldSpan * time.Duration(cfg.bands-k) / time.Duration(cfg.bands))
@@ -381,19 +413,26 @@ func leftovers(t *testing.T, dir, mbox string) {
 // procmail delivers from one loop, as an MTA delivers to one mailbox (Postfix:
 // one at a time per recipient): two procmails colliding on the dotlock make
 // the loser sleep 8 s, which would measure procmail against itself.
-// dovecot-lda, which waits in the kernel for fcntl first, runs three loops.
+// dovecot-lda, which waits in the kernel for fcntl first, runs three loops,
+// with --rewrite auto, which must rewrite in place (Dovecot's X-IMAPbase is
+// in the mailbox after its first delivery); see renameWithDovecot.
 func TestDeliveryDuringPrune(t *testing.T) {
-	for _, mode := range rewriteModes {
-		for _, agents := range [][]string{{"procmail"}, {"dovecot-lda", "dovecot-lda", "dovecot-lda"}} {
-			t.Run(mode+"/"+agents[0], func(t *testing.T) {
-				skipUnlessRewrite(t, mode)
-				res := runDeliveryDuringPrune(t, deliveryConfig{
-					agents: agents, deliveries: 300, rewrite: mode,
-					messages: 4000, bodySize: 6000, bands: 8, pruneGap: 500 * time.Millisecond,
-				})
-				report(t, res)
+	dovecot3 := []string{"dovecot-lda", "dovecot-lda", "dovecot-lda"}
+	for _, c := range []deliveryCase{
+		{"rename", []string{"procmail"}, "rename"},
+		{"inplace", []string{"procmail"}, "inplace"},
+		{"auto", dovecot3, "inplace"},
+		{"rename", dovecot3, "rename"},
+	} {
+		t.Run(c.name(), func(t *testing.T) {
+			skipRenameWithDovecot(t, c)
+			skipUnlessRewrite(t, c.rewrite)
+			res := runDeliveryDuringPrune(t, deliveryConfig{
+				agents: c.agents, deliveries: 300, rewrite: c.rewrite, mode: c.mode,
+				messages: 4000, bodySize: 6000, bands: 8, pruneGap: 500 * time.Millisecond,
 			})
-		}
+			report(t, res)
+		})
 	}
 }
 
@@ -401,29 +440,35 @@ func TestDeliveryDuringPrune(t *testing.T) {
 // with a generous --lock-timeout: with procmail's locks (dotlock, then
 // fcntl), Dovecot's defaults (mbox_write_locks = fcntl dotlock, the other
 // order) and both agents at once, no prune may time out and no delivery
-// fail, and the longest waits are reported.
+// fail, and the longest waits are reported. Where dovecot-lda delivers,
+// prune runs with --rewrite auto and must rewrite in place.
 func TestLockInterplay(t *testing.T) {
-	for _, mode := range rewriteModes {
-		for _, agents := range [][]string{{"procmail"}, {"dovecot-lda", "dovecot-lda"}, {"procmail", "dovecot-lda"}} {
-			t.Run(mode+"/"+strings.Join(slices.Compact(slices.Clone(agents)), "+"), func(t *testing.T) {
-				skipUnlessRewrite(t, mode)
-				res := runDeliveryDuringPrune(t, deliveryConfig{
-					agents: agents, deliveries: 2000, duration: 10 * time.Second,
-					rewrite: mode, messages: 4000, bodySize: 6000, bands: 10, pruneGap: time.Second,
-				})
-				report(t, res)
-				// procmail sleeps LOCKSLEEP (8 s) each time it finds the
-				// dotlock taken, so one or two collisions cost 8 or 16 s;
-				// more would mean the two sides hold each other up. A prune
-				// that waited out its 20 s lock timeout has failed already.
-				if res.delivery.max > 25*time.Second {
-					t.Errorf("a delivery waited %v", res.delivery.max)
-				}
-				if res.prunes.max > 20*time.Second {
-					t.Errorf("a prune took %v", res.prunes.max)
-				}
+	for _, c := range []deliveryCase{
+		{"rename", []string{"procmail"}, "rename"},
+		{"inplace", []string{"procmail"}, "inplace"},
+		{"auto", []string{"dovecot-lda", "dovecot-lda"}, "inplace"},
+		{"auto", []string{"procmail", "dovecot-lda"}, "inplace"},
+		{"rename", []string{"procmail", "dovecot-lda"}, "rename"},
+	} {
+		t.Run(c.name(), func(t *testing.T) {
+			skipRenameWithDovecot(t, c)
+			skipUnlessRewrite(t, c.rewrite)
+			res := runDeliveryDuringPrune(t, deliveryConfig{
+				agents: c.agents, deliveries: 2000, duration: 10 * time.Second,
+				rewrite: c.rewrite, mode: c.mode, messages: 4000, bodySize: 6000, bands: 10, pruneGap: time.Second,
 			})
-		}
+			report(t, res)
+			// procmail sleeps LOCKSLEEP (8 s) each time it finds the
+			// dotlock taken, so one or two collisions cost 8 or 16 s;
+			// more would mean the two sides hold each other up. A prune
+			// that waited out its 20 s lock timeout has failed already.
+			if res.delivery.max > 25*time.Second {
+				t.Errorf("a delivery waited %v", res.delivery.max)
+			}
+			if res.prunes.max > 20*time.Second {
+				t.Errorf("a prune took %v", res.prunes.max)
+			}
+		})
 	}
 }
 

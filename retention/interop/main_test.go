@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,6 +126,7 @@ type pruneJSON struct {
 		MessagesRemoved int     `json:"messages_removed"`
 		BytesBefore     int64   `json:"bytes_before"`
 		BytesRemoved    int64   `json:"bytes_removed"`
+		Mode            string  `json:"mode"`
 		Error           *string `json:"error"`
 		Removed         []struct {
 			MessageID string `json:"message_id"`
@@ -150,9 +152,14 @@ type scanJSON struct {
 
 // tryPrune runs mailkeep prune with --format json and returns its document
 // and stderr (notes such as carried appends); the error says why the run
-// did not exit 0 with one mailbox and no error.
+// did not exit 0 with one mailbox and no error. Unless args name one, the
+// state directory (in-place journals) is a new temporary one, never the
+// real default.
 func tryPrune(t *testing.T, args ...string) (pruneJSON, string, error) {
 	t.Helper()
+	if !slices.Contains(args, "--state-dir") {
+		args = append([]string{"--state-dir", t.TempDir()}, args...)
+	}
 	out, errOut, code := mailkeep(t, append([]string{"prune", "--format", "json"}, args...)...)
 	var doc pruneJSON
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
@@ -184,7 +191,7 @@ func skipUnlessRewrite(t *testing.T, mode string) {
 	if err := os.WriteFile(path, []byte(msg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, errOut, code := mailkeep(t, "prune", "--rewrite", mode, "--older-than", "1y", path)
+	_, errOut, code := mailkeep(t, "prune", "--rewrite", mode, "--state-dir", dir, "--older-than", "1y", path)
 	if code != 0 {
 		if strings.Contains(errOut, "not yet supported") {
 			t.Skipf("mailkeep prune --rewrite %s: %s", mode, strings.TrimSpace(errOut))
