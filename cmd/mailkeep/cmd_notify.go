@@ -31,13 +31,8 @@ type NotifyOptions struct {
 	Jobs int
 
 	// The selection, as prune takes it.
-	OlderThan      retention.Age
-	Before         string
-	LargerThan     sizeValue
-	Date           string
-	IncludeFlagged bool
-	KeepUnread     bool
-	Now            string
+	SelectionOptions
+	Now string
 
 	All         bool
 	Largest     int
@@ -71,12 +66,7 @@ func (o *NotifyOptions) AddFlags(f *pflag.FlagSet) {
 	o.LimitOptions.AddFlags(f)
 	f.IntVar(&o.Jobs, "jobs", 0, "scan `N` mailboxes at once (default: the number of CPUs)")
 
-	f.Var(&o.OlderThan, "older-than", "report messages older than `AGE` as to be removed (90d, 12w, 6mo, 1y, 36h)")
-	f.StringVar(&o.Before, "before", "", "report messages dated before `DATE` as to be removed (2006-01-02 or RFC 3339)")
-	f.Var(&o.LargerThan, "larger-than", "only messages larger than this are removed"+sizeHelp)
-	f.StringVar(&o.Date, "date", "received", "the date compared: received, saved or sent")
-	f.BoolVar(&o.IncludeFlagged, "include-flagged", false, "flagged messages are removed too (kept by default)")
-	f.BoolVar(&o.KeepUnread, "keep-unread", false, "messages not yet read are kept")
+	o.SelectionOptions.AddFlags(f, "announce the removal of")
 	f.StringVar(&o.Now, "now", "", "the current time, `RFC3339` (tests, replays)")
 
 	f.BoolVar(&o.All, "all", false, "notify every owner, even one with nothing to hear")
@@ -120,13 +110,6 @@ type notifyPlan struct {
 	trendPoints int
 }
 
-func notifyParseDate(s string) (time.Time, error) {
-	if t, err := time.ParseInLocation(time.DateOnly, s, time.Local); err == nil {
-		return t, nil
-	}
-	return time.Parse(time.RFC3339, s)
-}
-
 func hostName() string {
 	h, err := os.Hostname()
 	if err != nil || h == "" {
@@ -167,31 +150,11 @@ func (o *NotifyOptions) plan(g globalOptions, changed func(string) bool) (*notif
 
 	// The policy: optional for notify (without one, only full mailboxes
 	// are reported), but the selection flags mean nothing without a cutoff.
-	if !o.OlderThan.IsZero() || o.Before != "" {
-		var pol retention.Policy
-		if !o.OlderThan.IsZero() && o.Before != "" {
-			return nil, usageErrorf("--older-than and --before both set a cutoff").
-				withHint("give only one: --older-than 90d, or --before 2025-01-01")
-		}
-		pol.OlderThan = o.OlderThan
-		if o.Before != "" {
-			t, err := notifyParseDate(o.Before)
-			if err != nil {
-				return nil, usageErrorf("--before %q: %w", o.Before, err).withHint("use 2006-01-02 or 2006-01-02T15:04:05Z07:00")
-			}
-			pol.Before = t
-		}
-		switch o.Date {
-		case "received", "saved", "sent":
-			pol.DateKind = mboxscan.DateKind(o.Date)
-		default:
-			return nil, usageErrorf("--date %q: must be received, saved or sent", o.Date)
-		}
-		pol.LargerThan = int64(o.LargerThan)
-		pol.IncludeFlagged, pol.KeepUnread = o.IncludeFlagged, o.KeepUnread
-		if err := pol.Validate(); err != nil {
-			return nil, usageErrorf("%w", err)
-		}
+	pol, set, err := o.SelectionOptions.policy()
+	if err != nil {
+		return nil, err
+	}
+	if set {
 		now := p.now
 		p.policy = &report.NoticePolicy{
 			Description:  pol.String(),

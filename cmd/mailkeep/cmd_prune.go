@@ -23,36 +23,26 @@ import (
 
 // PruneOptions are the flags of prune.
 type PruneOptions struct {
-	Format         report.Format
-	OlderThan      retention.Age
-	Before         string
-	LargerThan     sizeValue
-	Date           string
-	IncludeFlagged bool
-	KeepUnread     bool
-	DryRun         bool
-	List           bool
-	Lock           []string
-	LockTimeout    time.Duration
-	Rewrite        string
-	CleanTmp       bool
-	Now            string
-	Archive        string
-	ArchiveComp    string
-	StateDir       string
-	TmpDir         string
+	Format report.Format
+	SelectionOptions
+	DryRun      bool
+	List        bool
+	Lock        []string
+	LockTimeout time.Duration
+	Rewrite     string
+	CleanTmp    bool
+	Now         string
+	Archive     string
+	ArchiveComp string
+	StateDir    string
+	TmpDir      string
 }
 
 // AddFlags adds prune's flags to f.
 func (o *PruneOptions) AddFlags(f *pflag.FlagSet) {
 	f.Var(newFormatValue(&o.Format, report.FormatTable, report.FormatTable, report.FormatJSON, report.FormatCSV),
 		"format", "output format: table, json or csv")
-	f.Var(&o.OlderThan, "older-than", "remove messages older than `AGE` (90d, 12w, 6mo, 1y, 36h)")
-	f.StringVar(&o.Before, "before", "", "remove messages dated before `DATE` (2006-01-02, local midnight, or RFC 3339)")
-	f.Var(&o.LargerThan, "larger-than", "only remove messages larger than this"+sizeHelp)
-	f.StringVar(&o.Date, "date", "received", "the date compared: received, saved or sent")
-	f.BoolVar(&o.IncludeFlagged, "include-flagged", false, "remove flagged messages too (kept by default)")
-	f.BoolVar(&o.KeepUnread, "keep-unread", false, "keep messages not yet read")
+	o.SelectionOptions.AddFlags(f, "remove")
 	f.BoolVarP(&o.DryRun, "dry-run", "n", false, "change nothing; report what a real run would do")
 	f.BoolVar(&o.List, "list", false, "list each removed message (table and json)")
 	f.StringSliceVar(&o.Lock, "lock", []string{"dotlock", "fcntl"}, "lock `KINDS` to take on an mbox: dotlock, fcntl, flock")
@@ -70,35 +60,15 @@ func (o *PruneOptions) AddFlags(f *pflag.FlagSet) {
 // the retention package; every mistake is a usage error.
 func (o *PruneOptions) retentionOptions(g globalOptions) (retention.Options, error) {
 	var ro retention.Options
-	p := &ro.Policy
-	if !o.OlderThan.IsZero() && o.Before != "" {
-		return ro, usageErrorf("--older-than and --before both set a cutoff").
-			withHint("give only one: --older-than 90d, or --before 2025-01-01")
+	pol, set, err := o.SelectionOptions.policy()
+	if err != nil {
+		return ro, err
 	}
-	if o.OlderThan.IsZero() && o.Before == "" {
+	if !set {
 		return ro, usageErrorf("%w", retention.ErrEmptyPolicy).
 			withHint("for example: mailkeep prune --older-than 1y --dry-run /var/mail")
 	}
-	p.OlderThan = o.OlderThan
-	if o.Before != "" {
-		t, err := parseDate(o.Before)
-		if err != nil {
-			return ro, usageErrorf("--before %q: %w", o.Before, err).withHint("use 2006-01-02 or 2006-01-02T15:04:05Z07:00")
-		}
-		p.Before = t
-	}
-	p.LargerThan = int64(o.LargerThan)
-	switch o.Date {
-	case "received", "saved", "sent":
-		p.DateKind = mboxscan.DateKind(o.Date)
-	default:
-		return ro, usageErrorf("--date %q: must be received, saved or sent", o.Date).
-			withHint("received is the arrival date; saved suits a Trash policy; sent is the Date header")
-	}
-	p.IncludeFlagged, p.KeepUnread = o.IncludeFlagged, o.KeepUnread
-	if err := p.Validate(); err != nil {
-		return ro, usageErrorf("%w", err)
-	}
+	ro.Policy = pol
 
 	mode, err := retention.ParseRewriteMode(o.Rewrite)
 	if err != nil || o.Rewrite == "" {
@@ -147,14 +117,6 @@ func (o *PruneOptions) retentionOptions(g globalOptions) (retention.Options, err
 	}
 	ro.DryRun, ro.List, ro.CleanTmp = o.DryRun, o.List, o.CleanTmp
 	return ro, nil
-}
-
-// parseDate reads a date (local midnight) or an RFC 3339 time.
-func parseDate(s string) (time.Time, error) {
-	if t, err := time.ParseInLocation(time.DateOnly, s, time.Local); err == nil {
-		return t, nil
-	}
-	return time.Parse(time.RFC3339, s)
 }
 
 func newPruneCommand(g *globalOptions) *cobra.Command {
