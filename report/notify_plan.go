@@ -83,7 +83,7 @@ func (t *topN) messages() []NoticeMessage {
 	for _, c := range t.list {
 		out = append(out, NoticeMessage{
 			Mailbox: c.mailbox, Path: c.path, Date: c.date,
-			From: DisplayFrom(DecodeHeader(c.from)), Subject: DecodeHeader(c.subject),
+			From: DisplayFrom(mboxscan.DecodeHeader(c.from)), Subject: mboxscan.DecodeHeader(c.subject),
 			Bytes: c.bytes, Remove: c.remove,
 		})
 	}

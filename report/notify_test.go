@@ -227,11 +227,11 @@ func TestDecodeHeader(t *testing.T) {
 		{"a\u202egnp.exe", "agnp.exe"},
 	}
 	for _, tt := range tests {
-		if got := DecodeHeader(tt.raw); got != tt.want {
+		if got := mboxscan.DecodeHeader(tt.raw); got != tt.want {
 			t.Errorf("DecodeHeader(%q) = %q, want %q", tt.raw, got, tt.want)
 		}
 	}
-	if got := DisplayFrom(DecodeHeader(`=?utf-8?b?5bGx55Sw6Iqx5a2Q?= <hanako@example.jp>`)); got != "山田花子" {
+	if got := DisplayFrom(mboxscan.DecodeHeader(`=?utf-8?b?5bGx55Sw6Iqx5a2Q?= <hanako@example.jp>`)); got != "山田花子" {
 		t.Errorf("DisplayFrom = %q", got)
 	}
 }

@@ -146,7 +146,8 @@ func TestDecide(t *testing.T) {
 	}
 }
 
-func TestDecodeHeader(t *testing.T) {
+// TestDecodeHeader: prune --list decodes subjects in any charset.
+func TestListDecodesHeaders(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"plain", "plain"},
 		{"=?UTF-8?B?w6lsw6h2ZQ==?=", "élève"},
@@ -156,8 +157,8 @@ func TestDecodeHeader(t *testing.T) {
 		{"=?windows-1252?Q?=80uro?=", "€uro"},
 	}
 	for _, tt := range tests {
-		if got := decodeHeader(tt.in); got != tt.want {
-			t.Errorf("decodeHeader(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := mboxscan.DecodeHeader(tt.in); got != tt.want {
+			t.Errorf("DecodeHeader(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -1,11 +1,8 @@
 package retention
 
 import (
-	"mime"
 	"strings"
 	"time"
-
-	"github.com/emersion/go-message/charset"
 
 	"github.com/mailkeep/mailkeep/mboxscan"
 	"github.com/mailkeep/mailkeep/retention/mboxlock"
@@ -94,31 +91,12 @@ type Removed struct {
 	Subject   string // RFC 2047 decoded
 }
 
-// wordDecoder decodes RFC 2047 encoded words in any charset go-message
-// knows (ISO-2022-JP, windows-125x, KOI8-R, ...), not only the UTF-8,
-// US-ASCII and ISO-8859-1 of the standard library.
-var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
-
-// decodeHeader decodes encoded words in a raw header value; on a malformed
-// word it returns the raw value rather than nothing.
-func decodeHeader(s string) string {
-	s = strings.TrimSpace(s)
-	if !strings.Contains(s, "=?") {
-		return s
-	}
-	d, err := wordDecoder.DecodeHeader(s)
-	if err != nil {
-		return s
-	}
-	return d
-}
-
 func removedEntry(m *mboxscan.Message, p Policy) Removed {
 	return Removed{
 		MessageID: strings.TrimSpace(m.Header.MessageID),
 		Date:      m.Date(p.dateKind()),
 		Bytes:     m.Size(),
-		From:      decodeHeader(m.Header.From),
-		Subject:   decodeHeader(m.Header.Subject),
+		From:      mboxscan.DecodeHeader(m.Header.From),
+		Subject:   mboxscan.DecodeHeader(m.Header.Subject),
 	}
 }
