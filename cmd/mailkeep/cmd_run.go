@@ -39,7 +39,7 @@ const (
 // addConfigFlag adds the global --config flag to the root command.
 func addConfigFlag(root *cobra.Command, g *globalOptions) {
 	root.PersistentFlags().StringVar(&g.configFile, "config", "",
-		"read the configuration from `FILE` (default "+config.DefaultPath+"; read by run and history, and by scan and notify for state_dir and the trend settings)")
+		"read the configuration from `FILE` (default "+config.DefaultPath+", when it exists): roots, limits and state_dir for every command, all of it for run")
 }
 
 // loadConfig reads --config, or the default file when it exists, else

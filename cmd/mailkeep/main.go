@@ -93,6 +93,9 @@ EXIT STATUS
 			return e.withHint("run 'mailkeep --help' for the list of commands")
 		},
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return applyConfigDefaults(cmd, g)
+		},
 	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageErrorf("%w", err).withHint("see '%s --help'", cmd.CommandPath())
