@@ -71,3 +71,28 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("prune with the file's roots: exit %d, %s %s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestConfigNotify: notify takes its addresses from the [notify] table.
+func TestConfigNotify(t *testing.T) {
+	dir := t.TempDir()
+	mbox := filepath.Join(dir, "alice")
+	if err := os.WriteFile(mbox, []byte("From a@example.org Mon Jan  6 10:00:00 2020\nSubject: s\n\nbody\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "mailkeep.toml")
+	conf := "[notify]\nto = \"{{.User}}@mail.example.net\"\nfrom = \"keeper@example.net\"\n"
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := mailkeep(t, "notify", "--config", cfg, "--dry-run", "--all", "--older-than", "1y", mbox)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "@mail.example.net>") || !strings.Contains(r.stdout, "From: <keeper@example.net>") {
+		t.Errorf("notice does not use the file's to/from:\n%s", r.stdout)
+	}
+	r = mailkeep(t, "notify", "--config", cfg, "--dry-run", "--all", "--to", "{{.User}}@flag.example", "--older-than", "1y", mbox)
+	if !strings.Contains(r.stdout, "@flag.example>") {
+		t.Errorf("--to does not override the file:\n%s", r.stdout)
+	}
+}
