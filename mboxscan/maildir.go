@@ -31,12 +31,10 @@ const (
 	maildirHeaderFirstRead = 16 << 10
 	maildirHeaderMax       = 64 << 10
 
-	// Files per claim of a folder worker: small enough to balance, large
-	// enough that the shared counter is not contended.
-	maildirChunk = 64
-	// A folder with fewer files than this is read by one goroutine.
-	maildirParallelMin = 512
-	maildirMaxWorkers  = 8
+	// maildirBatch is how many directory entries a folder's lister hands
+	// its readers at a time (up to maildirMaxWorkers of them).
+	maildirBatch      = 1024
+	maildirMaxWorkers = 8
 
 	// At most this many per-file problems are listed for a folder; the
 	// rest are counted.
@@ -286,6 +284,7 @@ func readHeaderBlock(fd int, buf []byte) (n int, complete bool, err error) {
 // are opened relative to it (openat) rather than by full path.
 type maildirSub struct {
 	path  string
+	name  string // "new" or "cur"
 	f     *os.File
 	fd    int
 	names []string
@@ -319,6 +318,25 @@ func (l *maildirListing) count() int {
 // is then seen in cur/ (its new/ name fails to open and is dropped),
 // rather than missed.
 func listMaildirFolder(dir string) (*maildirListing, error) {
+	l, err := openMaildirFolder(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range l.subs {
+		err := s.list(-1, func(names []string, problems []string) {
+			s.names = append(s.names, names...)
+			l.problems = append(l.problems, problems...)
+		})
+		if err != nil {
+			l.close()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// openMaildirFolder opens new/ and cur/ of dir, without listing them.
+func openMaildirFolder(dir string) (*maildirListing, error) {
 	l := &maildirListing{}
 	for _, name := range [...]string{"new", "cur"} {
 		path := dir + "/" + name
@@ -342,26 +360,7 @@ func listMaildirFolder(dir string) (*maildirListing, error) {
 				l.modTime = t
 			}
 		}
-		ents, err := f.ReadDir(-1)
-		if err != nil {
-			f.Close()
-			l.close()
-			return nil, fmt.Errorf("list %s: %w", path, err)
-		}
-		s := &maildirSub{path: path, f: f, fd: fd, names: make([]string, 0, len(ents))}
-		for _, e := range ents {
-			n := e.Name()
-			switch {
-			case strings.HasPrefix(n, "."):
-			case e.Type()&fs.ModeSymlink != 0:
-				l.problems = append(l.problems, name+"/"+n+": symlink, not followed")
-			case !e.Type().IsRegular():
-				l.problems = append(l.problems, name+"/"+n+": not a regular file, ignored")
-			default:
-				s.names = append(s.names, n)
-			}
-		}
-		l.subs = append(l.subs, s)
+		l.subs = append(l.subs, &maildirSub{path: path, name: name, f: f, fd: fd})
 	}
 	if len(l.subs) == 0 {
 		if _, err := os.Lstat(dir); err != nil {
@@ -370,6 +369,42 @@ func listMaildirFolder(dir string) (*maildirListing, error) {
 		l.problems = append(l.problems, "no cur/ or new/ directory")
 	}
 	return l, nil
+}
+
+// list reads the directory's entries, batch at a time (all at once when
+// batch <= 0), and hands fn the message file names of each batch and
+// what was passed over: dot files silently, symlinks and other non-regular
+// files with a problem line.
+func (s *maildirSub) list(batch int, fn func(names, problems []string)) error {
+	for {
+		ents, err := s.f.ReadDir(batch)
+		names := make([]string, 0, len(ents))
+		var problems []string
+		for _, e := range ents {
+			n := e.Name()
+			switch {
+			case strings.HasPrefix(n, "."):
+			case e.Type()&fs.ModeSymlink != 0:
+				problems = append(problems, s.name+"/"+n+": symlink, not followed")
+			case !e.Type().IsRegular():
+				problems = append(problems, s.name+"/"+n+": not a regular file, ignored")
+			default:
+				names = append(names, n)
+			}
+		}
+		if len(names) > 0 || len(problems) > 0 {
+			fn(names, problems)
+		}
+		if batch <= 0 || errors.Is(err, io.EOF) {
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("list %s: %w", s.path, err)
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("list %s: %w", s.path, err)
+		}
+	}
 }
 
 // ReadMaildirFolder calls fn for each message of the Maildir folder dir
@@ -512,37 +547,51 @@ func ScanMaildirFolder(ctx context.Context, dir, store, folder string, opts Opti
 	}
 	mb.Quota = q
 
-	l, err := listMaildirFolder(dir)
+	l, err := openMaildirFolder(dir)
 	if err != nil {
 		return nil, fmt.Errorf("scan maildir folder: %w", err)
 	}
 	defer l.close()
-	if testHookAfterList != nil {
-		testHookAfterList(dir)
-	}
 	mb.ModTime = l.modTime
 	mb.Problems = append(mb.Problems, l.problems...)
 
-	// One list of (directory, name) for the workers to claim chunks of.
+	// The names are listed in batches that readers take as they come, so
+	// reading starts with the first batch instead of after the last: on a
+	// 100,000-message folder the listing alone is a tenth of the time.
 	type job struct {
-		sub  *maildirSub
-		name string
+		sub   *maildirSub
+		names []string
 	}
-	jobs := make([]job, 0, l.count())
-	for _, s := range l.subs {
-		for _, n := range s.names {
-			jobs = append(jobs, job{s, n})
+	batches := make(chan job, 2*maildirMaxWorkers)
+	var listErr error
+	var listProblems []string
+	go func() {
+		defer close(batches)
+		var held []job // a test hook sees the whole listing before reading
+		for _, sub := range l.subs {
+			err := sub.list(maildirBatch, func(names, problems []string) {
+				listProblems = append(listProblems, problems...)
+				if testHookAfterList != nil {
+					held = append(held, job{sub, names})
+				} else if len(names) > 0 {
+					batches <- job{sub, names}
+				}
+			})
+			if err != nil {
+				listErr = err
+				return
+			}
 		}
-		s.names = nil
-	}
+		if testHookAfterList != nil {
+			testHookAfterList(dir)
+			for _, j := range held {
+				batches <- j
+			}
+		}
+	}()
 
-	workers := 1
-	if len(jobs) >= maildirParallelMin {
-		workers = min(opts.Jobs, maildirMaxWorkers, len(jobs)/maildirChunk)
-		workers = max(workers, 1)
-	}
+	workers := max(min(opts.Jobs, maildirMaxWorkers), 1)
 	stats := make([]maildirStats, workers)
-	var next atomic.Int64
 	var wg sync.WaitGroup
 	r0 := newMaildirReader()
 	for w := range workers {
@@ -553,28 +602,30 @@ func ScanMaildirFolder(ctx context.Context, dir, store, folder string, opts Opti
 		wg.Go(func() {
 			st := &stats[w]
 			var m Message
-			var unreported int64
-			for ctx.Err() == nil {
-				start := int(next.Add(maildirChunk)) - maildirChunk
-				if start >= len(jobs) {
-					break
+			for j := range batches {
+				if ctx.Err() != nil {
+					continue // drain, so the lister can finish
 				}
-				for _, j := range jobs[start:min(start+maildirChunk, len(jobs))] {
-					if err := r.read(j.sub.fd, j.sub.path, j.name, &m); err != nil {
+				var read int64
+				for _, name := range j.names {
+					if err := r.read(j.sub.fd, j.sub.path, name, &m); err != nil {
 						st.fail(err)
 						continue
 					}
 					st.add(&m, opts.Large)
-					unreported += m.Length
+					read += m.Length
 				}
-				if opts.Progress != nil && unreported > 0 {
-					opts.Progress(unreported, 0)
-					unreported = 0
+				if opts.Progress != nil && read > 0 {
+					opts.Progress(read, 0)
 				}
 			}
 		})
 	}
 	wg.Wait()
+	if listErr != nil {
+		return nil, fmt.Errorf("scan maildir folder: %w", listErr)
+	}
+	mb.Problems = append(mb.Problems, listProblems...)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("scan maildir folder %s: %w", dir, err)
 	}

@@ -261,12 +261,12 @@ func TestScanMaildirFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var progBytes int64
+	var progBytes atomic.Int64 // Progress is called from any goroutine
 	opts := Options{Large: 2500, Progress: func(b int64, n int) {
 		if n != 0 {
 			t.Errorf("ScanMaildirFolder reported mailboxes=%d", n)
 		}
-		progBytes += b // one goroutine: the folder is small
+		progBytes.Add(b)
 	}}
 	mb, err := ScanMaildirFolder(context.Background(), dir, "", "", opts)
 	if err != nil {
@@ -275,8 +275,8 @@ func TestScanMaildirFolder(t *testing.T) {
 	wantBytes := int64(len(message("Subject: a"))) + 2000000 + int64(len(big)) +
 		int64(len(message("Return-Path: <>", "Subject: bounce"))) +
 		int64(len(message("Content-Type: multipart/report; report-type=\"delivery-status\"; boundary=b")))
-	if mb.Messages != 5 || mb.Bytes != wantBytes || progBytes != wantBytes {
-		t.Errorf("messages %d bytes %d progress %d, want 5 %d", mb.Messages, mb.Bytes, progBytes, wantBytes)
+	if mb.Messages != 5 || mb.Bytes != wantBytes || progBytes.Load() != wantBytes {
+		t.Errorf("messages %d bytes %d progress %d, want 5 %d", mb.Messages, mb.Bytes, progBytes.Load(), wantBytes)
 	}
 	if !mb.Oldest.Equal(old) || !mb.Newest.Equal(recent) || mb.Undated != 0 {
 		t.Errorf("oldest %v newest %v undated %d", mb.Oldest, mb.Newest, mb.Undated)
@@ -303,7 +303,7 @@ func TestScanMaildirFolderParallel(t *testing.T) {
 	base := time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
 	var wantBytes int64
 	wantBounces := 0
-	const n = 2 * maildirParallelMin
+	const n = 3*maildirBatch + 7 // several batches, for several readers
 	for i := range n {
 		data := message("Subject: m", "Return-Path: <x@y>") + strings.Repeat("y", i)
 		if i%100 == 0 {
