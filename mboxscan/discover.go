@@ -327,6 +327,9 @@ func nameReason(name string) string {
 	switch {
 	case strings.Contains(name, ".mailkeep-tmp."):
 		return ReasonTemp
+	case strings.HasSuffix(lower, ".mbox.idx") || archiveIndex(name):
+		// The index of a prune --archive file (MAILBOX.YYYY-MM.idx).
+		return ReasonArchive
 	case strings.Contains(name, ".mailkeep-rescue."):
 		// Mail prune could not carry into a rewritten mailbox: an admin
 		// must look at it; pruning it as a mailbox would hide it.
@@ -429,4 +432,15 @@ func notRegularReason(m fs.FileMode) string {
 		return "not a mailbox: a device"
 	}
 	return "not a mailbox: not a regular file"
+}
+
+// archiveIndex reports whether name is the index prune --archive keeps
+// beside an archive: NAME.YYYY-MM.idx.
+func archiveIndex(name string) bool {
+	base, ok := strings.CutSuffix(name, ".idx")
+	if !ok || len(base) < 8 {
+		return false
+	}
+	p := base[len(base)-8:] // ".YYYY-MM"
+	return p[0] == '.' && p[5] == '-' && isDigits(p[1:5], 4, 4) && isDigits(p[6:8], 2, 2)
 }

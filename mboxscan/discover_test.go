@@ -28,6 +28,7 @@ func buildTree(t *testing.T) string {
 	w("dovecot.index.log", "\x00\x01")
 	w("inbox.mailkeep-tmp.12345", mboxData)
 	w(".inbox.mailkeep-rescue.1", mboxData)
+	w("bob.2024-03.idx", "> 0 bob.2024-03.mbox.gz\n")
 	w("old.mbox.gz", "\x1f\x8b\x08\x00")
 	w("Archive.ZIP", "PK\x03\x04")
 	w("gzipped", "\x1f\x8b\x08\x00rest")
@@ -107,6 +108,7 @@ func TestDiscover(t *testing.T) {
 		"gzipped":                  "archive (gzip data)",
 		"inbox.mailkeep-tmp.12345": "temp file",
 		".inbox.mailkeep-rescue.1": ReasonRescue,
+		"bob.2024-03.idx":          ReasonArchive,
 		"link-to-dir":              "symlink, not followed",
 		"link-to-file":             "symlink, not followed",
 		"notes.txt":                "not a mailbox: no From_ line at the start",
