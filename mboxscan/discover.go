@@ -90,9 +90,26 @@ func (w *walker) root(path string) {
 		w.skip(path, errReason(err))
 		return
 	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		// A root the admin named that is a link to a directory is followed
+		// (RHEL's /var/mail is a link to /var/spool/mail); nothing below a
+		// root ever is, and a link to a file is not: prune would refuse it.
+		target, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			w.skip(path, ReasonSymlink)
+			return
+		}
+		if tfi, err := os.Lstat(target); err != nil || !tfi.IsDir() {
+			w.skip(path, ReasonSymlink)
+			return
+		}
+		path, fi = target, nil
+		if fi, err = os.Lstat(path); err != nil {
+			w.skip(path, errReason(err))
+			return
+		}
+	}
 	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		w.skip(path, ReasonSymlink)
 	case fi.IsDir():
 		ents, err := readDirSorted(path)
 		if err != nil {
