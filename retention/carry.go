@@ -253,11 +253,24 @@ func (p *mboxPruner) tryAppend(ctx context.Context, from, to int64) error {
 	if err := q.checkFile("append"); err != nil {
 		return err
 	}
+	// A failed append is cut off again: the caller saves the bytes in a
+	// rescue file, and a half message left in the mailbox would double
+	// them and glue the next delivery onto it.
+	end := q.st.Size
+	cut := func(err error) error {
+		if terr := nf.Truncate(end); terr != nil {
+			return fmt.Errorf("%w; cutting the mailbox back to %d bytes failed: %w", err, end, terr)
+		}
+		if serr := nf.Sync(); serr != nil {
+			return fmt.Errorf("%w; fsync after cutting the mailbox back to %d bytes: %w", err, end, serr)
+		}
+		return err
+	}
 	if _, err := io.Copy(nf, io.NewSectionReader(p.f, from, to-from)); err != nil {
-		return fmt.Errorf("append: %w", err)
+		return cut(fmt.Errorf("append: %w", err))
 	}
 	if err := nf.Sync(); err != nil {
-		return fmt.Errorf("fsync: %w", err)
+		return cut(fmt.Errorf("fsync: %w", err))
 	}
 	return nil
 }

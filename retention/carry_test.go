@@ -173,3 +173,54 @@ func TestCarryWriterStuck(t *testing.T) {
 		t.Errorf("rescue file holds %q, want the late message", saved)
 	}
 }
+
+// TestCarryAppendFailsHalfWay: when the append of what a writer added to
+// the replaced file fails after part of it was written (a full disk, a
+// quota), the mailbox is cut back to the kept messages: the bytes are in
+// the rescue file, and a half message in the mailbox would both double
+// them and glue the next delivery onto it.
+func TestCarryAppendFailsHalfWay(t *testing.T) {
+	late := testMessage(youngDate, "late@test", "", strings.Repeat("appended to the old file\n", 200), "\n")
+	var saved unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &saved); err != nil {
+		t.Fatal(err)
+	}
+	restore := func() {
+		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &saved); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer restore()
+	var limit int64
+	dir, c, _, _, err := pruneWithOldFile(t, func(old *os.File) {
+		appendTo(t, old, []byte(late))
+		// The file size limit stands in for a full disk: the new mailbox
+		// may grow by half the late message, no more (EFBIG).
+		st, err := os.Stat(filepath.Join(filepath.Dir(old.Name()), "inbox"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		limit = st.Size() + int64(len(late)/2)
+		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: uint64(limit), Max: saved.Max}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	restore()
+	if limit == 0 {
+		t.Fatal("the writer never ran")
+	}
+	if err == nil {
+		t.Fatal("the append past the file size limit did not fail")
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "inbox"))
+	if !bytes.Equal(got, c.kept.Bytes()) {
+		t.Errorf("mailbox: %d bytes, want the %d kept ones and no part of the late message: %v", len(got), c.kept.Len(), err)
+	}
+	r := rescueFiles(t, dir)
+	if len(r) != 1 {
+		t.Fatalf("rescue files: %v (%v)", r, err)
+	}
+	if b, _ := os.ReadFile(r[0]); string(b) != late {
+		t.Errorf("rescue file: %d bytes, want the late message's %d", len(b), len(late))
+	}
+}
