@@ -278,7 +278,13 @@ func (p *mboxPruner) tryAppend(ctx context.Context, from, to int64) error {
 // rescue saves bytes [from, to) of the replaced file in a new file beside
 // the mailbox, owned like the mailbox.
 func (p *mboxPruner) rescue(from, to int64) (string, error) {
-	name := fmt.Sprintf(".%s.mailkeep-rescue.%d", p.name, time.Now().UnixNano())
+	// Cut like the temporary files' names: a name near NAME_MAX would
+	// fail with ENAMETOOLONG and leave the bytes in a deleted file only.
+	base := p.name
+	if len(base) > 180 {
+		base = base[:180]
+	}
+	name := fmt.Sprintf(".%s.mailkeep-rescue.%d", base, time.Now().UnixNano())
 	fd, err := unix.Openat(p.dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return "", err

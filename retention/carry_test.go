@@ -224,3 +224,37 @@ func TestCarryAppendFailsHalfWay(t *testing.T) {
 		t.Errorf("rescue file: %d bytes, want the late message's %d", len(b), len(late))
 	}
 }
+
+// TestRescueLongName: a mailbox whose name is near NAME_MAX still gets its
+// rescue file; an ENAMETOOLONG there would leave the bytes only in the
+// replaced file, which is gone when the run exits.
+func TestRescueLongName(t *testing.T) {
+	dir := t.TempDir()
+	name := strings.Repeat("m", 250)
+	data := []byte(testMessage(youngDate, "late@test", "", "to be rescued\n", "\n"))
+	writeFile(t, filepath.Join(dir, name), data)
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dirfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dirfd)
+	p := &mboxPruner{path: filepath.Join(dir, name), dir: dir + "/", name: name, dirfd: dirfd, f: f}
+	if err := unix.Fstat(int(f.Fd()), &p.st); err != nil {
+		t.Fatal(err)
+	}
+	rescue, err := p.rescue(0, int64(len(data)))
+	if err != nil {
+		t.Fatalf("rescue: %v", err)
+	}
+	if b, _ := os.ReadFile(rescue); !bytes.Equal(b, data) {
+		t.Errorf("rescue file %s: %d bytes, want %d", rescue, len(b), len(data))
+	}
+	if base := filepath.Base(rescue); !strings.HasPrefix(base, ".mmm") || !strings.Contains(base, ".mailkeep-rescue.") {
+		t.Errorf("rescue file name %q", base)
+	}
+}
