@@ -445,11 +445,29 @@ func (p *mboxPruner) recoverInplace() error {
 		return cannot(fmt.Errorf("%s does not match its checksum (%v)", j.Temp, err))
 	}
 	size := p.st.Size
+	// copied says whether the mailbox holds the whole new content from
+	// First on, as it does once the copy is done. A size or tail that
+	// says "cut already" is trusted only then: another program may have
+	// shrunk or rewritten a mailbox left half copied, and the temporary
+	// file is then the only whole copy of the kept mail.
+	copied := func() error {
+		sum, err := hashRange(p.f, j.First, j.TempLen)
+		if err != nil {
+			return err
+		}
+		if sum != j.TempSHA256 {
+			return fmt.Errorf("the mailbox is %d bytes and does not hold the rewrite's content from byte %d on: someone else changed it (the kept mail is in %s)", size, j.First, j.Temp)
+		}
+		return nil
+	}
 	switch {
 	case size < j.OldSize:
 		// Cut already: only the journal was left.
 		if size < j.newEnd() {
 			return cannot(fmt.Errorf("the mailbox is %d bytes, shorter than the rewrite's %d: someone else changed it", size, j.newEnd()))
+		}
+		if err := copied(); err != nil {
+			return cannot(err)
 		}
 		err = p.dropJournal(jpath, &j)
 	default:
@@ -459,6 +477,9 @@ func (p *mboxPruner) recoverInplace() error {
 		}
 		if tail != j.TailSHA256 {
 			// Cut already, and mail delivered since.
+			if err := copied(); err != nil {
+				return cannot(err)
+			}
 			err = p.dropJournal(jpath, &j)
 			break
 		}

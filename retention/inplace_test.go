@@ -337,3 +337,43 @@ func TestInplaceRecoveryThenPrune(t *testing.T) {
 		t.Errorf("mailbox %d bytes, result %+v", len(got), res)
 	}
 }
+
+// TestInplaceRecoveryAfterAnotherShrankIt: a run killed half-way through
+// the in-place copy leaves a mailbox that is neither old nor new; when
+// another program shrinks it before the rerun (an MUA that rewrote it),
+// the rerun must not take the shorter size for "already cut" and delete
+// the temporary file, the only whole copy of the kept mail: it leaves
+// the journal, the temporary file and the mailbox as they are, and says so.
+func TestInplaceRecoveryAfterAnotherShrankIt(t *testing.T) {
+	c := crashCase()
+	path := filepath.Join(t.TempDir(), "inbox")
+	writeFile(t, path, c.all.Bytes())
+	state := t.TempDir()
+	env := []string{"MAILKEEP_REWRITE=inplace", "MAILKEEP_STATE=" + state}
+	cmd, out := runHelperPrune(t, path, append(env, "MAILKEEP_TEST_CRASH_AT=inplace-mid-copy")...)
+	if err := cmd.Run(); !killedBySIGKILL(err) {
+		t.Fatalf("not killed: %v\n%s", err, out)
+	}
+	if err := os.Truncate(path, int64(c.all.Len()-1)); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	cmd, out = runHelperPrune(t, path, env...)
+	if err := cmd.Run(); err == nil {
+		t.Errorf("the rerun finished a rewrite of a mailbox someone else changed\n%s", out)
+	} else if !strings.Contains(out.String(), "someone else changed it") {
+		t.Errorf("the rerun's error does not say why\n%s", out)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, before) {
+		t.Errorf("the rerun changed the mailbox another program had changed\n%s", out)
+	}
+	left := stateLeft(t, state)
+	var journal, temp bool
+	for _, n := range left {
+		journal = journal || strings.HasSuffix(n, ".journal")
+		temp = temp || strings.HasSuffix(n, ".new")
+	}
+	if !journal || !temp {
+		t.Errorf("state directory holds %v, want the journal and the temporary file kept\n%s", left, out)
+	}
+}
