@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mailkeep/mailkeep/retention/mboxlock"
 )
 
 // rescueFiles returns the rescue files beside the mailbox inbox in dir.
@@ -256,5 +258,43 @@ func TestRescueLongName(t *testing.T) {
 	}
 	if base := filepath.Base(rescue); !strings.HasPrefix(base, ".mmm") || !strings.Contains(base, ".mailkeep-rescue.") {
 		t.Errorf("rescue file name %q", base)
+	}
+}
+
+// TestCarryAfterLostDotlock: when the unlock after the rename fails
+// (another process removed our dotlock), the carry-over still runs: a
+// writer waiting on the replaced file's fcntl lock appends there once it
+// is let go, and without the carry-over that mail would be in a deleted
+// file only.
+func TestCarryAfterLostDotlock(t *testing.T) {
+	late := testMessage(youngDate, "late@test", "", "appended to the old file\n", "\n")
+	c := mixedCase("\n")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inbox")
+	writeFile(t, path, c.all.Bytes())
+	old, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	testHook = func(p string) {
+		if p == "after-dirsync" {
+			appendTo(t, old, []byte(late))
+			if err := os.Remove(path + ".lock"); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer func() { testHook = nil }()
+	opts := testOpts()
+	opts.Rewrite = RewriteRename
+	opts.Lock.Timeout = 500 * time.Millisecond
+	_, err = PruneMbox(context.Background(), path, opts)
+	if !errors.Is(err, mboxlock.ErrLockLost) {
+		t.Errorf("err = %v, want the lost dotlock reported", err)
+	}
+	got, _ := os.ReadFile(path)
+	if want := c.kept.String() + late; string(got) != want {
+		t.Errorf("mailbox: %d bytes, want %d: the kept messages and the late one", len(got), len(want))
 	}
 }

@@ -296,12 +296,16 @@ func (p *mboxPruner) run() error {
 	var ref unix.Stat_t
 	_ = unix.Fstat(int(p.f.Fd()), &ref)
 	crashPoint("after-rename")
+	// Errors from here on are reported after the carry-over, never
+	// instead of it: a writer waiting on the replaced file appends there
+	// once we let go, and the carry-over is all that saves its mail.
+	var errs []error
 	if err := unix.Fsync(p.dirfd); err != nil {
-		return fmt.Errorf("mailbox replaced, but fsync of directory %s failed: %w", p.dir, err)
+		errs = append(errs, fmt.Errorf("mailbox replaced, but fsync of directory %s failed: %w", p.dir, err))
 	}
 	crashPoint("after-dirsync")
 	if err := unlock(); err != nil {
-		return fmt.Errorf("mailbox replaced, but unlock failed: %w", err)
+		errs = append(errs, fmt.Errorf("mailbox replaced, but unlock failed: %w", err))
 	}
 	crashPoint("after-unlock")
 
@@ -315,9 +319,9 @@ func (p *mboxPruner) run() error {
 		p.res.Notes = append(p.res.Notes, fmt.Sprintf("carried %d bytes that a writer appended to the replaced file into the mailbox", carried))
 	}
 	if err != nil {
-		return fmt.Errorf("mailbox replaced, but %w", err)
+		errs = append(errs, fmt.Errorf("mailbox replaced, but %w", err))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // openLocked opens the mailbox, checks it and takes the locks. When an
