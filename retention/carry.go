@@ -291,12 +291,18 @@ func (p *mboxPruner) rescue(from, to int64) (string, error) {
 	}
 	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
-	_ = unix.Fchown(fd, int(p.st.Uid), int(p.st.Gid))
-	if _, err := io.Copy(f, io.NewSectionReader(p.f, from, to-from)); err != nil {
+	// A rescue file that is not whole is removed: it would pass for the
+	// saved copy, while the caller says the bytes were not saved.
+	fail := func(err error) (string, error) {
+		unix.Unlinkat(p.dirfd, name, 0)
 		return "", err
 	}
+	_ = unix.Fchown(fd, int(p.st.Uid), int(p.st.Gid))
+	if _, err := io.Copy(f, io.NewSectionReader(p.f, from, to-from)); err != nil {
+		return fail(err)
+	}
 	if err := f.Sync(); err != nil {
-		return "", err
+		return fail(err)
 	}
 	_ = unix.Fsync(p.dirfd)
 	return p.dir + name, nil

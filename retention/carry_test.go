@@ -298,3 +298,40 @@ func TestCarryAfterLostDotlock(t *testing.T) {
 		t.Errorf("mailbox: %d bytes, want %d: the kept messages and the late one", len(got), len(want))
 	}
 }
+
+// TestRescueFailsLeavesNoPartialFile: when the rescue file cannot be
+// written whole, it is removed again: a file named like a rescue holding
+// part of the mail would pass for the saved copy, while the error says
+// the bytes are only in the replaced file.
+func TestRescueFailsLeavesNoPartialFile(t *testing.T) {
+	late := testMessage(youngDate, "late@test", "", strings.Repeat("appended to the old file\n", 200), "\n")
+	var saved unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &saved); err != nil {
+		t.Fatal(err)
+	}
+	restore := func() {
+		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &saved); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer restore()
+	dir, c, _, _, err := pruneWithOldFile(t, func(old *os.File) {
+		appendTo(t, old, []byte(late))
+		// Neither the mailbox nor a rescue file may grow past half the
+		// late message.
+		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: uint64(len(late) / 2), Max: saved.Max}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	restore()
+	if err == nil || !strings.Contains(err.Error(), "open by this process only") {
+		t.Fatalf("err = %v, want the failed rescue reported", err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "inbox"))
+	if !bytes.Equal(got, c.kept.Bytes()) {
+		t.Errorf("mailbox: %d bytes, want the %d kept ones", len(got), c.kept.Len())
+	}
+	if r := rescueFiles(t, dir); len(r) != 0 {
+		t.Errorf("partial rescue files left: %v", r)
+	}
+}
