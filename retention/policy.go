@@ -53,6 +53,7 @@ package retention
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -154,8 +155,20 @@ func (a *Age) Set(s string) error {
 // Type names the flag's value type in help (pflag.Value).
 func (a *Age) Type() string { return "age" }
 
-// Before returns the instant a is before t.
+// maxAgeYears bounds the ages Before computes: past it, time.Duration
+// and AddDate overflow and wrap around, possibly to a cutoff in the
+// future that would remove every dated message.
+const maxAgeYears = 10000
+
+// Before returns the instant a is before t. An age past what the time
+// arithmetic holds (10000 years; in hours, a time.Duration's 292 years)
+// gives the zero time: no message is that old.
 func (a Age) Before(t time.Time) time.Time {
+	perYear := map[AgeUnit]int{Days: 366, Weeks: 53, Months: 12, Years: 1}[a.Unit]
+	if perYear > 0 && a.N > maxAgeYears*perYear ||
+		a.Unit == Hours && int64(a.N) > math.MaxInt64/int64(time.Hour) {
+		return time.Time{}
+	}
 	switch a.Unit {
 	case Hours:
 		return t.Add(-time.Duration(a.N) * time.Hour)

@@ -162,3 +162,25 @@ func TestListDecodesHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestAgeBeforeHuge: an age too large for time arithmetic must not wrap
+// around into a cutoff in the recent past or the future, which would
+// remove every dated message; nothing is that old, so nothing goes.
+func TestAgeBeforeHuge(t *testing.T) {
+	now := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	floor := now.AddDate(-292, 0, 0)
+	for _, s := range []string{"2562048h", "9000000000000000h", "100000000000000d",
+		"10000000000000w", "1000000000000000mo", "100000000000000y", "300000000000y"} {
+		a, err := ParseAge(s)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		if c := a.Before(now); c.After(floor) {
+			t.Errorf("%s before %v is %v, want no later than %v", s, now, c, floor)
+		}
+		m := &mboxscan.Message{Received: now.AddDate(0, 0, -1)}
+		if remove, _ := Decide(m, Policy{OlderThan: a}, now); remove {
+			t.Errorf("older than %s removes a message from yesterday", s)
+		}
+	}
+}
