@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -257,7 +258,28 @@ func (p *mboxPruner) tryAppend(ctx context.Context, from, to int64) error {
 	// rescue file, and a half message left in the mailbox would double
 	// them and glue the next delivery onto it.
 	end := q.st.Size
+	var wrote int64
 	cut := func(err error) error {
+		// A writer that takes only a kernel lock we do not hold finishes
+		// its append first; the cut is made only when the mailbox grew by
+		// our bytes alone, or it would take the writer's mail.
+		timeout := q.opts.Lock.Timeout
+		if timeout <= 0 {
+			timeout = 30 * time.Second
+		}
+		release, lerr := lockKernel(ctx, nf, timeout,
+			!slices.Contains(q.kinds, mboxlock.Fcntl), !slices.Contains(q.kinds, mboxlock.Flock))
+		if lerr != nil {
+			return fmt.Errorf("%w; the %d bytes appended were not cut off the mailbox again: %w", err, wrote, lerr)
+		}
+		defer release()
+		var st unix.Stat_t
+		if ferr := unix.Fstat(int(nf.Fd()), &st); ferr != nil {
+			return fmt.Errorf("%w; the %d bytes appended were not cut off the mailbox again: fstat: %w", err, wrote, ferr)
+		}
+		if st.Size != end+wrote {
+			return fmt.Errorf("%w; the %d bytes appended at byte %d were not cut off the mailbox again: another writer changed it too (now %d bytes)", err, wrote, end, st.Size)
+		}
 		if terr := nf.Truncate(end); terr != nil {
 			return fmt.Errorf("%w; cutting the mailbox back to %d bytes failed: %w", err, end, terr)
 		}
@@ -266,7 +288,8 @@ func (p *mboxPruner) tryAppend(ctx context.Context, from, to int64) error {
 		}
 		return err
 	}
-	if _, err := io.Copy(nf, io.NewSectionReader(p.f, from, to-from)); err != nil {
+	wrote, err = io.Copy(nf, io.NewSectionReader(p.f, from, to-from))
+	if err != nil {
 		return cut(fmt.Errorf("append: %w", err))
 	}
 	if err := nf.Sync(); err != nil {
