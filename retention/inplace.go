@@ -235,6 +235,12 @@ func (p *mboxPruner) finishInplace(j *inplaceJournal, tmp *os.File, dir string, 
 			return err
 		}
 	}
+	// The mailbox itself names the journal while it is half rewritten, so
+	// a run that keeps its journals elsewhere (another user's, another
+	// --state-dir) sees it and leaves the mailbox alone.
+	if err := markInplace(p.f, jpath); err != nil {
+		return err
+	}
 	// From here on the rewrite is finished by a rerun if we die: no
 	// cancellation.
 	p.replaced = true
@@ -367,6 +373,9 @@ func (p *mboxPruner) writeJournal(jpath string, j *inplaceJournal, tmp *os.File)
 
 // dropJournal removes the journal, then the temporary file.
 func (p *mboxPruner) dropJournal(jpath string, j *inplaceJournal) error {
+	if err := unmarkInplace(p.f); err != nil {
+		return fmt.Errorf("mailbox rewritten, but %w", err)
+	}
 	if err := os.Remove(jpath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("mailbox rewritten, but removing the journal %s failed: %w", jpath, err)
 	}
@@ -384,12 +393,24 @@ func (p *mboxPruner) dropJournal(jpath string, j *inplaceJournal) error {
 // a killed run left, if its journal exists. Then p.st is refreshed.
 func (p *mboxPruner) recoverInplace() error {
 	dir, err := p.inplaceDir(false)
-	if err != nil || dir == "" {
+	if err != nil {
 		return err
 	}
-	jpath := filepath.Join(dir, journalKey(&p.st)+".journal")
+	jpath := ""
+	if dir != "" {
+		jpath = filepath.Join(dir, journalKey(&p.st)+".journal")
+	}
+	if other := inplaceMark(p.f); other != "" && other != jpath {
+		return fmt.Errorf("%w: its journal is %s; run prune as the user (or with the --state-dir) that made it to finish the rewrite", ErrHalfRewritten, other)
+	}
+	if dir == "" {
+		return nil
+	}
 	data, err := os.ReadFile(jpath)
 	if errors.Is(err, os.ErrNotExist) {
+		if inplaceMark(p.f) == jpath {
+			return fmt.Errorf("%w: its journal %s is gone; see to the mailbox by hand", ErrHalfRewritten, jpath)
+		}
 		if !p.opts.DryRun {
 			// A run killed before its journal was durable, or right
 			// after removing it, leaves its temporary file: no journal
@@ -644,4 +665,41 @@ func kindList(kinds []mboxlock.Kind) string {
 		s[i] = string(k)
 	}
 	return strings.Join(s, "+")
+}
+
+// ErrHalfRewritten marks a mailbox an interrupted in-place rewrite left
+// half copied, whose journal this run cannot use: it is left as it is.
+var ErrHalfRewritten = errors.New("an in-place rewrite of this mailbox was interrupted")
+
+// inplaceXattr is the extended attribute that names the journal of an
+// in-place rewrite on the mailbox being rewritten.
+const inplaceXattr = "user.mailkeep.inplace-journal"
+
+// markInplace sets the marker. A file system without user extended
+// attributes (some NFS mounts) cannot carry it: the rewrite goes on, as
+// safe as before for runs sharing the state directory.
+func markInplace(f *os.File, jpath string) error {
+	err := unix.Fsetxattr(int(f.Fd()), inplaceXattr, []byte(jpath), 0)
+	if err == nil || errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP) {
+		return nil
+	}
+	return fmt.Errorf("mark the mailbox as being rewritten in place: %w", err)
+}
+
+func unmarkInplace(f *os.File) error {
+	err := unix.Fremovexattr(int(f.Fd()), inplaceXattr)
+	if err == nil || errors.Is(err, errNoXattr) || errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP) {
+		return nil
+	}
+	return fmt.Errorf("remove the in-place marker: %w", err)
+}
+
+// inplaceMark returns the journal the mailbox's marker names, "" for none.
+func inplaceMark(f *os.File) string {
+	buf := make([]byte, 4096)
+	n, err := unix.Fgetxattr(int(f.Fd()), inplaceXattr, buf)
+	if err != nil {
+		return ""
+	}
+	return string(buf[:n])
 }

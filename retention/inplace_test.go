@@ -3,6 +3,7 @@ package retention
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -375,5 +376,49 @@ func TestInplaceRecoveryAfterAnotherShrankIt(t *testing.T) {
 	}
 	if !journal || !temp {
 		t.Errorf("state directory holds %v, want the journal and the temporary file kept\n%s", left, out)
+	}
+}
+
+// TestInplaceMarkerStopsOtherStateDir: a run whose journals live elsewhere
+// (another user, another --state-dir) must not prune a mailbox an
+// interrupted in-place rewrite left half copied: the marker on the
+// mailbox names the journal, and only the run that has it finishes.
+func TestInplaceMarkerStopsOtherStateDir(t *testing.T) {
+	c := crashCase()
+	path := filepath.Join(t.TempDir(), "inbox")
+	writeFile(t, path, c.all.Bytes())
+	stateA, stateB := t.TempDir(), t.TempDir()
+	cmd, out := runHelperPrune(t, path, "MAILKEEP_REWRITE=inplace", "MAILKEEP_STATE="+stateA, "MAILKEEP_TEST_CRASH_AT=inplace-mid-copy")
+	if err := cmd.Run(); !killedBySIGKILL(err) {
+		t.Fatalf("not killed: %v\n%s", err, out)
+	}
+	buf := make([]byte, 4096)
+	if _, err := unix.Getxattr(path, inplaceXattr, buf); err != nil {
+		if errors.Is(err, unix.ENOTSUP) || errors.Is(err, unix.EOPNOTSUPP) {
+			t.Skip("no user extended attributes on this file system")
+		}
+		t.Fatalf("half-rewritten mailbox carries no marker: %v", err)
+	}
+	half, _ := os.ReadFile(path)
+
+	for _, mode := range []string{"inplace", "rename"} {
+		cmd, out = runHelperPrune(t, path, "MAILKEEP_REWRITE="+mode, "MAILKEEP_STATE="+stateB)
+		if err := cmd.Run(); err == nil || !strings.Contains(out.String(), "interrupted") {
+			t.Errorf("%s run with another state dir: err %v\n%s", mode, err, out)
+		}
+		if got, _ := os.ReadFile(path); !bytes.Equal(got, half) {
+			t.Fatalf("%s run with another state dir changed the half-rewritten mailbox\n%s", mode, out)
+		}
+	}
+
+	cmd, out = runHelperPrune(t, path, "MAILKEEP_REWRITE=inplace", "MAILKEEP_STATE="+stateA)
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("the run with the journal did not finish: %v\n%s", err, out)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, c.kept.Bytes()) {
+		t.Errorf("finished mailbox is not the intended result\n%s", out)
+	}
+	if _, err := unix.Getxattr(path, inplaceXattr, buf); !errors.Is(err, errNoXattr) {
+		t.Errorf("marker left after the rewrite finished: %v", err)
 	}
 }

@@ -243,7 +243,7 @@ func copyXattrs(src, dst int) error {
 		return fmt.Errorf("list extended attributes: %w", err)
 	}
 	for _, n := range names {
-		if !(n == "system.posix_acl_access" || n == "security.selinux" || strings.HasPrefix(n, "user.")) {
+		if !(n == "system.posix_acl_access" || n == "security.selinux" || strings.HasPrefix(n, "user.")) || n == inplaceXattr {
 			continue
 		}
 		v, err := getXattr(src, n)
