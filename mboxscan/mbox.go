@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // Bounds of the scanner's buffering. Headers are parsed within maxHeader
@@ -844,6 +847,9 @@ func ScanMbox(ctx context.Context, path string, opts Options) (*Mailbox, error) 
 	}
 	mb := &Mailbox{Path: path, Format: FormatMbox, Store: path, ModTime: fi.ModTime()}
 	FillOwner(mb, fi)
+	if j := InplaceJournal(f.File); j != "" {
+		mb.Problems = append(mb.Problems, "an in-place rewrite was interrupted and the mailbox is half copied: run mailkeep prune with the journal "+j+" to finish it")
+	}
 	sc := NewScanner(f, path)
 	defer sc.Close()
 	if opts.Progress != nil {
@@ -906,4 +912,21 @@ func LooksLikeMbox(head []byte) bool {
 	}
 	_, _, ok := ParseFromLine(b)
 	return ok
+}
+
+// InplaceXattr is the extended attribute retention's in-place rewrite sets
+// on a mailbox, naming its journal, for as long as the mailbox is half
+// copied.
+const InplaceXattr = "user.mailkeep.inplace-journal"
+
+// InplaceJournal returns the journal an interrupted in-place rewrite left
+// on f, "" when there is none (or the file system has no extended
+// attributes).
+func InplaceJournal(f *os.File) string {
+	buf := make([]byte, 4096)
+	n, err := unix.Fgetxattr(int(f.Fd()), InplaceXattr, buf)
+	if err != nil {
+		return ""
+	}
+	return string(buf[:n])
 }

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mailkeep/mailkeep/mboxscan"
 	"github.com/mailkeep/mailkeep/retention/mboxlock"
 )
 
@@ -671,9 +672,8 @@ func kindList(kinds []mboxlock.Kind) string {
 // half copied, whose journal this run cannot use: it is left as it is.
 var ErrHalfRewritten = errors.New("an in-place rewrite of this mailbox was interrupted")
 
-// inplaceXattr is the extended attribute that names the journal of an
-// in-place rewrite on the mailbox being rewritten.
-const inplaceXattr = "user.mailkeep.inplace-journal"
+// inplaceXattr marks the mailbox being rewritten in place; scan reports it.
+const inplaceXattr = mboxscan.InplaceXattr
 
 // markInplace sets the marker. A file system without user extended
 // attributes (some NFS mounts) cannot carry it: the rewrite goes on, as
@@ -695,11 +695,4 @@ func unmarkInplace(f *os.File) error {
 }
 
 // inplaceMark returns the journal the mailbox's marker names, "" for none.
-func inplaceMark(f *os.File) string {
-	buf := make([]byte, 4096)
-	n, err := unix.Fgetxattr(int(f.Fd()), inplaceXattr, buf)
-	if err != nil {
-		return ""
-	}
-	return string(buf[:n])
-}
+func inplaceMark(f *os.File) string { return mboxscan.InplaceJournal(f) }

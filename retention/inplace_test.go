@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailkeep/mailkeep/mboxscan"
 	"golang.org/x/sys/unix"
 )
 
@@ -400,6 +401,10 @@ func TestInplaceMarkerStopsOtherStateDir(t *testing.T) {
 		t.Fatalf("half-rewritten mailbox carries no marker: %v", err)
 	}
 	half, _ := os.ReadFile(path)
+	mb, err := mboxscan.ScanMbox(context.Background(), path, mboxscan.Options{})
+	if err != nil || !strings.Contains(strings.Join(mb.Problems, "\n"), "in-place rewrite was interrupted") {
+		t.Errorf("scan of the half-rewritten mailbox does not say so: %v %q", err, mb.Problems)
+	}
 
 	for _, mode := range []string{"inplace", "rename"} {
 		cmd, out = runHelperPrune(t, path, "MAILKEEP_REWRITE="+mode, "MAILKEEP_STATE="+stateB)
