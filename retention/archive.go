@@ -523,14 +523,25 @@ func (a *archiver) appendPeriod(period string, items []*archItem) (err error) {
 		return fmt.Errorf("fstat %s: %w", path, err)
 	}
 	size := st.Size
+	cut := int64(-1)
 	if pm := ist.pending; pm != nil && pm.file == file && size > pm.off && pm.off >= ist.committed[file] {
 		// An interrupted run began a member there and never committed
 		// it: its messages are still in their mailbox.
-		if err := truncateSync(arch, pm.off); err != nil {
+		cut = pm.off
+	}
+	if committed, ok := ist.committed[file]; ok && size > committed && (cut < 0 || committed < cut) {
+		// Past the last commit: a member begun by a run whose intent line
+		// a later run (on another file of this index) replaced. Nothing
+		// was removed for it either; left there, it would make every
+		// reader stop before what is appended after it.
+		cut = committed
+	}
+	if cut >= 0 {
+		if err := truncateSync(arch, cut); err != nil {
 			return err
 		}
-		a.notes = append(a.notes, fmt.Sprintf("cut %d bytes an interrupted run had begun to append to %s", size-pm.off, path))
-		size = pm.off
+		a.notes = append(a.notes, fmt.Sprintf("cut %d bytes an interrupted run had begun to append to %s", size-cut, path))
+		size = cut
 	}
 	if committed, ok := ist.committed[file]; ok && size < committed {
 		return fmt.Errorf("archive %s is %d bytes, shorter than the %d its index records: not appending to it", path, size, committed)

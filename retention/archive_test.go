@@ -434,3 +434,44 @@ func TestCrashArchiveMaildir(t *testing.T) {
 		})
 	}
 }
+
+// TestArchiveCutsUncommittedTail: bytes past the archive's last committed
+// size are a member an interrupted run began and never committed (its
+// messages are still in their mailbox); when the index no longer records
+// where it began (a later run on another archive file of the index wrote
+// its own intent), the next append must still cut it, or every reader
+// stops at the broken member and the archived mail after it is unreadable.
+func TestArchiveCutsUncommittedTail(t *testing.T) {
+	c := mixedCase("\n")
+	path := filepath.Join(t.TempDir(), "inbox")
+	writeFile(t, path, c.all.Bytes())
+	adir := filepath.Join(t.TempDir(), "archive")
+	opts := testOpts()
+	opts.Archive = ArchiveOptions{Dir: adir, Compress: CompressGzip}
+	if _, err := PruneMbox(context.Background(), path, opts); err != nil {
+		t.Fatal(err)
+	}
+	files := archiveFiles(t, adir)
+	if len(files) != 1 {
+		t.Fatalf("archive files %v", files)
+	}
+	// A partial gzip member, as a run killed mid-archive leaves it.
+	f, err := os.OpenFile(files[0], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff, 'p', 'a', 'r'})
+	f.Close()
+
+	c2 := &mboxCase{}
+	c2.add(true, "later@test", "", "another old one\n", "\n")
+	c2.add(false, "young@test", "", "young\n", "\n")
+	writeFile(t, path, c2.all.Bytes())
+	res, err := PruneMbox(context.Background(), path, opts)
+	if err != nil || res.MessagesArchived != 1 {
+		t.Fatalf("second run: %v, archived %d", err, res.MessagesArchived)
+	}
+	if got := readArchives(t, adir); string(got) != c.gone.String()+c2.gone.String() {
+		t.Fatalf("archive holds %q, want both runs' messages", got)
+	}
+}
