@@ -178,8 +178,10 @@ func splitKey(s string) []string {
 	return append(parts, strings.TrimSpace(b.String()))
 }
 
-// stripComment drops a trailing comment outside quotes.
-func stripComment(s string) string {
+// outsideQuotes calls fn with each byte of s that is outside a quoted
+// string, up to a comment. It returns where the comment's '#' is, or
+// len(s).
+func outsideQuotes(s string, fn func(c byte)) int {
 	var q byte
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -193,34 +195,29 @@ func stripComment(s string) string {
 		case c == '"' || c == '\'':
 			q = c
 		case c == '#':
-			return s[:i]
+			return i
+		default:
+			fn(c)
 		}
 	}
-	return s
+	return len(s)
+}
+
+// stripComment drops a trailing comment outside quotes.
+func stripComment(s string) string {
+	return s[:outsideQuotes(s, func(byte) {})]
 }
 
 // bracketDepth counts [ and { minus ] and } outside quotes and comments.
 func bracketDepth(s string) int {
 	d := 0
-	var q byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case q != 0:
-			if c == '\\' && q == '"' {
-				i++
-			} else if c == q {
-				q = 0
-			}
-		case c == '"' || c == '\'':
-			q = c
-		case c == '#':
-			return d
-		case c == '[' || c == '{':
+	outsideQuotes(s, func(c byte) {
+		switch c {
+		case '[', '{':
 			d++
-		case c == ']' || c == '}':
+		case ']', '}':
 			d--
 		}
-	}
+	})
 	return d
 }
