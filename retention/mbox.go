@@ -212,6 +212,15 @@ func (p *mboxPruner) run() error {
 	defer unlock()
 	crashPoint("locked")
 
+	// Whatever a killed run left next to this mailbox goes first, whether
+	// or not this run has anything to remove: a run killed while taking or
+	// releasing the dotlock leaves a file even when its work was done.
+	if notes, err := cleanStaleTemps(p.dirfd, p.name); err != nil {
+		return err
+	} else {
+		p.res.Notes = append(p.res.Notes, notes...)
+	}
+
 	// A killed in-place rewrite of this very file is finished first.
 	if err := p.recoverInplace(); err != nil {
 		return err
@@ -251,12 +260,6 @@ func (p *mboxPruner) run() error {
 		}
 		return nil
 	}
-	if notes, err := cleanStaleTemps(p.dirfd, p.name); err != nil {
-		return err
-	} else {
-		p.res.Notes = append(p.res.Notes, notes...)
-	}
-
 	// The carry-over below must know whether the replaced file still
 	// holds what the plan was made from before it appends what follows:
 	// it is fingerprinted now, under the locks, while the new file is

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -434,7 +436,9 @@ func TestPruneMboxStaleTemps(t *testing.T) {
 	stale := filepath.Join(dir, ".inbox"+tmpInfix+"99999.dead")
 	busy := filepath.Join(dir, ".inbox"+tmpInfix+"99998.busy")
 	otherBox := filepath.Join(dir, ".other"+tmpInfix+"99997.dead")
-	for _, p := range []string{stale, busy, otherBox} {
+	// A dotlock temp of a run killed while locking (its PID is dead).
+	deadLock := filepath.Join(dir, mboxlock.LeftoverPrefix("inbox")+"lock."+testHostTag()+"."+strconv.Itoa(deadPID(t))+".0000000000000001")
+	for _, p := range []string{stale, busy, otherBox, deadLock} {
 		writeFile(t, p, []byte("partial"))
 	}
 	bf, _ := os.Open(busy)
@@ -446,17 +450,65 @@ func TestPruneMboxStaleTemps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
-		t.Error("stale temporary file not removed")
+	for _, p := range []string{stale, deadLock} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("stale temporary file %s not removed", filepath.Base(p))
+		}
 	}
 	for _, p := range []string{busy, otherBox} {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s removed: %v", p, err)
 		}
 	}
-	if len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "interrupted run") {
+	if len(res.Notes) != 2 || !strings.Contains(res.Notes[0], "interrupted run") {
 		t.Errorf("notes: %q", res.Notes)
 	}
+}
+
+// A run killed while releasing the dotlock has done its work: the next
+// run has nothing to remove, and still clears what the killed one left.
+func TestPruneMboxStaleTempsNothingToRemove(t *testing.T) {
+	c := mixedCase("\n")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inbox")
+	writeFile(t, path, c.kept.Bytes())
+	aside := filepath.Join(dir, mboxlock.LeftoverPrefix("inbox")+"stale."+testHostTag()+"."+strconv.Itoa(deadPID(t))+".0000000000000002")
+	writeFile(t, aside, []byte("123\n"))
+	res, err := PruneMbox(context.Background(), path, testOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.MessagesRemoved != 0 {
+		t.Fatalf("removed %d messages from a pruned mailbox", res.MessagesRemoved)
+	}
+	if _, err := os.Stat(aside); !errors.Is(err, os.ErrNotExist) {
+		t.Error("the renamed-aside dotlock of a dead run was not removed")
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, c.kept.Bytes()) {
+		t.Error("the mailbox changed")
+	}
+}
+
+// testHostTag is the host as mboxlock writes it into temporary names.
+func testHostTag() string {
+	h, _ := os.Hostname()
+	h = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '_'
+	}, h)
+	return h[:min(len(h), 32)]
+}
+
+// deadPID returns the PID of a process that has exited.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
 }
 
 func TestPruneMboxLockBusy(t *testing.T) {

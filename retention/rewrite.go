@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mailkeep/mailkeep/retention/mboxlock"
 )
 
 // copyFileRangeMin is the run length from which the kernel copies
@@ -324,10 +326,11 @@ func tsAfter(a, b unix.Timespec) bool {
 }
 
 // cleanStaleTemps removes the temporary files a killed run left for the
-// mailbox name in the directory. Called under the mailbox's locks, so no
-// other prune of this mailbox is running; and a file is removed only when
-// its flock can be taken (the writer holds it until it exits), so a file
-// still being written is never touched.
+// mailbox name in the directory: its rewrites' and its dotlocks'. Called
+// under the mailbox's locks, so no other prune of this mailbox is
+// running; and a file is removed only when its maker is gone (a rewrite
+// holds a flock on its file until it exits; mboxlock.RemoveLeftover has
+// its own rules), so a file still being written is never touched.
 func cleanStaleTemps(dirfd int, name string) (notes []string, err error) {
 	dfd, err := unix.Openat(dirfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -339,12 +342,17 @@ func cleanStaleTemps(dirfd int, name string) (notes []string, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("list directory: %w", err)
 	}
-	prefix := tmpPrefix(name)
+	prefix, lockPrefix := tmpPrefix(name), mboxlock.LeftoverPrefix(name)
 	for _, n := range names {
-		if !strings.HasPrefix(n, prefix) {
+		var removed bool
+		switch {
+		case strings.HasPrefix(n, prefix):
+			removed, err = removeIfStale(dirfd, n)
+		case strings.HasPrefix(n, lockPrefix):
+			removed, err = mboxlock.RemoveLeftover(dirfd, n)
+		default:
 			continue
 		}
-		removed, err := removeIfStale(dirfd, n)
 		if err != nil {
 			return notes, err
 		}

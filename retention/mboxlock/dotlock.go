@@ -47,23 +47,106 @@ var hostname = sync.OnceValue(func() string {
 	return h
 })
 
+// tempBaseMax is how much of the lock file's name a temporary name keeps:
+// with the longest tail (marker, kind, 32-byte host, PID, 16 hex digits)
+// the whole stays under NAME_MAX, and the prefix LeftoverPrefix computes
+// does not depend on the host or PID.
+const tempBaseMax = 150
+
 // tempPath returns a fresh name in the directory of lockPath:
-// .<base>.mailkeep-tmp.<what>.<host>.<pid>.<random>, cut to fit NAME_MAX.
+// .<base>.mailkeep-tmp.<what>.<host>.<pid>.<random>, base cut to
+// tempBaseMax bytes. The host and PID let a later run tell whether the
+// maker is gone (see RemoveLeftover).
 func tempPath(lockPath, what string) string {
 	dir, base := filepath.Split(lockPath)
+	return dir + leftoverPrefix(base) + fmt.Sprintf("%s.%s.%d.%016x", what, hostTag(), os.Getpid(), rand.Uint64())
+}
+
+// hostTag is the host name as it appears in temporary names: no dots, so
+// that the name can be split again, and at most 32 bytes.
+func hostTag() string {
 	host := strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
 			return r
 		}
 		return '_'
 	}, hostname())
-	host = host[:min(len(host), 32)]
-	tail := fmt.Sprintf("%s%s.%s.%d.%016x", TempMarker, what, host, os.Getpid(), rand.Uint64())
-	const nameMax = 255
-	if room := nameMax - 1 - len(tail); len(base) > room {
-		base = base[:max(room, 0)]
+	return host[:min(len(host), 32)]
+}
+
+func leftoverPrefix(lockBase string) string {
+	return "." + lockBase[:min(len(lockBase), tempBaseMax)] + TempMarker
+}
+
+// LeftoverPrefix is the start of the names of the temporary files Lock
+// makes next to the mbox called mboxName: a process killed between
+// creating one and unlinking it leaves it behind. See RemoveLeftover.
+func LeftoverPrefix(mboxName string) string {
+	return leftoverPrefix(mboxName + ".lock")
+}
+
+// RemoveLeftover removes name, in the directory dirfd, if it is a
+// temporary file of this package whose maker is gone, and reports whether
+// it did. Two kinds exist:
+//   - "lock", the file linked to the lock name: its maker holds a flock on
+//     it from creation until it unlinks it, so it is removed only when
+//     that flock can be taken and, in case the maker was caught between
+//     create and flock, when the PID in its name is dead here or the file
+//     is older than a few seconds;
+//   - "stale", a lock file renamed aside to be judged and unlinked: it is
+//     removed when the PID in its name is dead on this host.
+//
+// Anything else (another host's file, a symlink, a name of another form)
+// is left alone.
+func RemoveLeftover(dirfd int, name string) (bool, error) {
+	i := strings.LastIndex(name, TempMarker)
+	if i < 0 {
+		return false, nil
 	}
-	return dir + "." + base + tail
+	parts := strings.Split(name[i+len(TempMarker):], ".")
+	if len(parts) != 4 || parts[1] != hostTag() {
+		return false, nil
+	}
+	pid, err := strconv.Atoi(parts[2])
+	if err != nil || pid <= 0 {
+		return false, nil
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) {
+			return false, nil // gone, or a symlink someone planted: not ours
+		}
+		return false, fmt.Errorf("open leftover lock file %s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false, nil
+	}
+	dead := !alive(pid)
+	switch parts[0] {
+	case "lock":
+		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+			return false, nil // its maker is alive
+		}
+		if !dead && time.Since(time.Unix(st.Mtim.Unix())) < pidGrace {
+			return false, nil
+		}
+	case "stale":
+		if !dead {
+			return false, nil
+		}
+	default:
+		return false, nil
+	}
+	var now unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &now, unix.AT_SYMLINK_NOFOLLOW); err != nil || !sameFile(&now, &st) {
+		return false, nil
+	}
+	if err := unix.Unlinkat(dirfd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+		return false, fmt.Errorf("remove leftover lock file %s: %w", name, err)
+	}
+	return true, nil
 }
 
 // dirNotWritableError reports that no file can be created next to the mbox.
@@ -144,6 +227,9 @@ func linkDotlock(lockPath string) (*dotlock, error) {
 	if err != nil {
 		return nil, createError(filepath.Dir(lockPath), tmp, err)
 	}
+	// The flock marks the file as in use until we unlink it (or die):
+	// RemoveLeftover never takes a file whose maker is alive.
+	_ = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 	d, err := func() (*dotlock, error) {
 		defer unix.Unlink(tmp)
 		if err := writePID(fd, tmp); err != nil {

@@ -31,6 +31,10 @@ import (
 //	lockdir PATH        Lock(Dotlock) once; print "ok" or "dirnotwritable"
 //	                    or the error
 //	exit                exit at once (its PID is then dead)
+//	leftovers PATH      make the two temporary files Lock makes for PATH
+//	                    ("lock", flocked as linkDotlock does, and "stale"),
+//	                    print their names, and wait: a kill then leaves
+//	                    them as a run killed while locking would
 //
 // KIND is fcntl (classic POSIX F_SETLK, as agents take it), flock, or
 // dotlock (a plain O_EXCL <PATH>.lock holding the PID, as Postfix makes it).
@@ -107,6 +111,22 @@ func helperMain(args []string) int {
 		os.Remove(path + ".lock")
 		unix.FcntlFlock(f.Fd(), unix.F_SETLK, wholeFile(unix.F_UNLCK))
 		fmt.Println("done")
+		return 0
+	case "leftovers":
+		for _, kind := range []string{"lock", "stale"} {
+			tmp := tempPath(args[1]+".lock", kind)
+			fd, err := unix.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o644)
+			if err != nil {
+				return fail("%v", err)
+			}
+			if kind == "lock" {
+				if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+					return fail("flock: %v", err)
+				}
+			}
+			fmt.Println(tmp)
+		}
+		waitStdinOr(0)
 		return 0
 	case "lockdir":
 		_, err := Lock(context.Background(), args[1], nil, Options{Kinds: []Kind{Dotlock}, Timeout: -1})
