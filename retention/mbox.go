@@ -529,8 +529,10 @@ func (p *mboxPruner) plan(size int64) (*plan, error) {
 		sawPseudo bool
 		seen      bool   // a message was seen
 		imapBase  string // X-IMAPbase value of the removed first message, to move
-		group     []decision
 	)
+	g := &grouper{p: p, decide: func(group []decision) error {
+		return p.decideGroup(pl, group, &first, sawPseudo, &imapBase)
+	}}
 	for {
 		if err := p.ctx.Err(); err != nil {
 			return nil, err
@@ -545,12 +547,6 @@ func (p *mboxPruner) plan(size int64) (*plan, error) {
 		if m.Offset < pos || m.Length < 0 || m.Offset+m.Length > size {
 			return nil, fmt.Errorf("read: message at offset %d (length %d) does not follow the previous one ending at %d", m.Offset, m.Length, pos)
 		}
-		if !m.Glued || m.Offset != pos {
-			if err := p.decideGroup(pl, group, &first, sawPseudo, &imapBase); err != nil {
-				return nil, err
-			}
-			group = group[:0]
-		}
 		if !seen {
 			seen = true
 			// The first message: where UW-IMAP (pseudo-message, X-IMAP)
@@ -562,38 +558,45 @@ func (p *mboxPruner) plan(size int64) (*plan, error) {
 				p.imapState = "X-IMAPbase"
 			}
 		}
-		pl.keep(pos, m.Offset-pos) // bytes no message covers: kept
+		d := decision{m: m, gapOff: pos, gapLen: m.Offset - pos} // bytes no message covers: kept
 		pos = m.Offset + m.Length
 		if m.Pseudo {
 			sawPseudo = true
-			pl.keep(m.Offset, m.Length)
-			continue
+		} else {
+			res.MessagesBefore++
+			var why KeepReason
+			d.remove, why = Decide(m, p.opts.Policy, p.now)
+			if why == KeepUndated {
+				res.KeptUndated++
+			}
 		}
-		res.MessagesBefore++
-		remove, why := Decide(m, p.opts.Policy, p.now)
-		if why == KeepUndated {
-			res.KeptUndated++
+		if err := g.add(d); err != nil {
+			return nil, err
 		}
-		group = append(group, decision{m, remove})
 	}
-	if err := p.decideGroup(pl, group, &first, sawPseudo, &imapBase); err != nil {
+	if err := g.flush(); err != nil {
 		return nil, err
 	}
 	pl.keep(pos, size-pos)
 	return pl, nil
 }
 
-// decision is Decide's verdict on one message of a group.
+// decision is Decide's verdict on one message, with the bytes before it
+// that no message covers (kept in place).
 type decision struct {
-	m      *mboxscan.Message
-	remove bool
+	m              *mboxscan.Message
+	remove         bool
+	gapOff, gapLen int64
+	tail           []byte // the span's end, read once grouping needs it
 }
 
-// decideGroup plans one message and the Glued messages that follow it. A
-// Glued message's From_ line has no blank line before it, so it may be
-// body text of the message before (an unescaped "From " line, a forwarded
-// mailbox): the group is removed only when every member is, else all of
-// it is kept, so no message is ever cut in two.
+// glued reports whether d must go with the message before it: its From_
+// line directly follows that message's last line (see mboxscan's Glued).
+func (d *decision) glued() bool { return d.m.Glued && d.gapLen == 0 && !d.m.Pseudo }
+
+// decideGroup plans a group of messages that go or stay together: the
+// group is removed only when every member is, else all of it is kept, so
+// no message is ever cut in two. Groups are made by grouper.
 func (p *mboxPruner) decideGroup(pl *plan, group []decision, first *bool, sawPseudo bool, imapBase *string) error {
 	all := len(group) > 0
 	for _, d := range group {
@@ -602,6 +605,11 @@ func (p *mboxPruner) decideGroup(pl *plan, group []decision, first *bool, sawPse
 	res := p.res
 	for _, d := range group {
 		m := d.m
+		pl.keep(d.gapOff, d.gapLen)
+		if m.Pseudo {
+			pl.keep(m.Offset, m.Length)
+			continue
+		}
 		remove := all
 		if *first {
 			*first = false

@@ -671,19 +671,39 @@ func expectedKept(t *testing.T, data []byte, opts Options) ([]byte, int) {
 		rm, _ := Decide(m, opts.Policy, opts.now())
 		msgs, rms = append(msgs, m), append(rms, rm && !m.Pseudo)
 	}
+	// A multipart message whose end lacks its closing delimiter goes with
+	// the messages up to the first (within maxOpenGroup) whose end has it.
+	tailHas := func(m *mboxscan.Message, delim []byte) bool {
+		end := m.Offset + m.Length
+		return bytes.Contains(data[max(m.Offset, end-tailWindow):end], delim)
+	}
 	for i := 0; i < len(msgs); {
-		j := i + 1
-		for j < len(msgs) && msgs[j].Glued && !msgs[j].Pseudo {
-			j++
+		j := i
+		for {
+			if d := closingDelimiter(msgs[j].Header.ContentType); d != nil && !msgs[j].Pseudo && !tailHas(msgs[j], d) {
+				k := j + 1
+				for k < len(msgs) && k <= j+maxOpenGroup && !tailHas(msgs[k], d) {
+					k++
+				}
+				if k < len(msgs) && k <= j+maxOpenGroup {
+					j = k
+					continue
+				}
+			}
+			if j+1 < len(msgs) && !msgs[j].Pseudo && !msgs[j+1].Pseudo && msgs[j+1].Glued && msgs[j+1].Offset == msgs[j].Offset+msgs[j].Length {
+				j++
+				continue
+			}
+			break
 		}
 		all := true
-		for k := i; k < j; k++ {
+		for k := i; k <= j; k++ {
 			all = all && rms[k]
 		}
-		for k := i; k < j; k++ {
+		for k := i; k <= j; k++ {
 			rms[k] = all
 		}
-		i = j
+		i = j + 1
 	}
 	for i, m := range msgs {
 		out = append(out, data[pos:m.Offset]...)
