@@ -204,7 +204,8 @@ EXIT STATUS
        run); the rest were processed
   2    usage error
   130  interrupted: mailboxes done so far are reported; the one in progress
-       is left unchanged`,
+       is left unchanged (a Maildir, pruned file by file, is reported with
+       the messages removed before the interruption)`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPrune(cmd.Context(), opts, *g, cmd.OutOrStdout(), cmd.ErrOrStderr(), args)
@@ -271,7 +272,8 @@ func runPrune(ctx context.Context, opts PruneOptions, g globalOptions, stdout, s
 		default:
 			res, err = retention.PruneMbox(ctx, loc.Path, o)
 		}
-		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		interrupted := err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err())
+		if interrupted && res.MessagesRemoved == 0 {
 			break // interrupted: this mailbox is unchanged, and not reported
 		}
 		for _, n := range res.Notes {
@@ -284,6 +286,11 @@ func runPrune(ctx context.Context, opts PruneOptions, g globalOptions, stdout, s
 			failed++
 		}
 		rep.Mailboxes = append(rep.Mailboxes, row)
+		if interrupted {
+			// A Maildir is pruned file by file: what was removed before
+			// the interruption is gone, and reported with it.
+			break
+		}
 	}
 
 	tty := g.stdoutTTY && opts.Format == report.FormatTable

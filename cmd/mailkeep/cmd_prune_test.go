@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"reflect"
@@ -293,5 +295,49 @@ func TestPruneAutoInplaceForDovecot(t *testing.T) {
 	got, _ := os.ReadFile(filepath.Join(dir, "dovecot"))
 	if want := "X-IMAPbase: 1700000000 0000000003\n"; !strings.Contains(string(got), want) || strings.Contains(string(got), "d-old@x") {
 		t.Errorf("dovecot after the prune:\n%s", got)
+	}
+}
+
+// An interrupted prune of a Maildir reports what it removed before it
+// stopped: the report and the files gone always agree, wherever the
+// SIGINT lands.
+func TestPruneInterruptedMaildirReportsRemoved(t *testing.T) {
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	const n = 20000
+	for _, delay := range []time.Duration{30 * time.Millisecond, 80 * time.Millisecond, 160 * time.Millisecond} {
+		md := filepath.Join(t.TempDir(), "Maildir")
+		for _, sub := range []string{"cur", "new", "tmp"} {
+			os.MkdirAll(filepath.Join(md, sub), 0o700)
+		}
+		for i := range n {
+			p := filepath.Join(md, "cur", fmt.Sprintf("%d.M%dP1.host:2,S", old.Unix(), i))
+			if err := os.WriteFile(p, []byte("Subject: m\n\nbody\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			os.Chtimes(p, old, old)
+		}
+		cmd := exec.Command(binary, "prune", "--older-than", "1y", "--format", "json", md)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(os.Interrupt)
+		err := cmd.Wait()
+		ents, _ := os.ReadDir(filepath.Join(md, "cur"))
+		gone := n - len(ents)
+		if stdout.Len() == 0 && gone == 0 {
+			continue // the signal came before mailkeep was listening
+		}
+		doc := decodePrune(t, result{stdout: stdout.String(), stderr: stderr.String()})
+		reported := 0
+		for _, mb := range doc.Mailboxes {
+			reported += mb.MessagesRemoved
+		}
+		t.Logf("SIGINT after %s: exit %v, %d of %d removed, %d reported", delay, err, gone, n, reported)
+		if reported != gone {
+			t.Errorf("SIGINT after %s: %d files removed, the report says %d\n%s", delay, gone, reported, stderr.String())
+		}
 	}
 }

@@ -741,14 +741,16 @@ func (r *runner) prune(ctx context.Context, mb *mboxscan.Mailbox, p retention.Po
 			fmt.Fprintf(r.stderr, "mailkeep: %s: %s\n", report.Printable(mb.Path), report.Printable(n))
 		}
 	}
-	if err != nil {
-		if ctx.Err() == nil {
-			r.fail("%v", err)
-		}
+	if err != nil && ctx.Err() == nil {
+		r.fail("%v", err)
+	}
+	if res == nil {
 		return
 	}
 	// removed counts what left the mailboxes without a copy; archived what
-	// went to the archive.
+	// went to the archive. A failed or interrupted prune counts too: an
+	// mbox reports nothing removed unless it was replaced, a Maildir what
+	// it unlinked before it stopped.
 	r.tally.archived += res.MessagesArchived
 	r.tally.removed += res.MessagesRemoved - res.MessagesArchived
 	r.tally.bytesRemoved += res.BytesRemoved
