@@ -245,6 +245,13 @@ func (w *walker) file(path string, fi fs.FileInfo) {
 		return
 	}
 	head, err := readHead(path)
+	if errors.Is(err, ErrWouldMarkRead) {
+		// A file with new mail in a mail directory that this reader may
+		// not read without a trace: taken for an mbox, and measured by
+		// its size alone (ScanMbox says so).
+		w.found = append(w.found, Location{Path: path, Format: FormatMbox, Store: path})
+		return
+	}
 	if err != nil {
 		w.skip(path, errReason(err))
 		return
@@ -264,7 +271,7 @@ func (w *walker) file(path string, fi fs.FileInfo) {
 // readHead reads the first sniffSize bytes of path without touching its
 // access time.
 func readHead(path string) ([]byte, error) {
-	f, err := OpenReadOnly(path)
+	f, err := OpenMboxReadOnly(path)
 	if err != nil {
 		return nil, err
 	}

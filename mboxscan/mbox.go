@@ -833,7 +833,10 @@ func ScanMbox(ctx context.Context, path string, opts Options) (*Mailbox, error) 
 	if large <= 0 {
 		large = DefaultLarge
 	}
-	f, err := OpenReadOnly(path)
+	f, err := OpenMboxReadOnly(path)
+	if errors.Is(err, ErrWouldMarkRead) {
+		return sizeOnly(path, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -870,6 +873,23 @@ func ScanMbox(ctx context.Context, path string, opts Options) (*Mailbox, error) 
 	}
 	mb.Bytes = sc.Offset()
 	mb.Problems = append(mb.Problems, sc.Problems()...)
+	return mb, nil
+}
+
+// sizeOnly measures an mbox that may not be read (ErrWouldMarkRead) by
+// what lstat says: its size, which the limit is about, and its owner; the
+// messages are not counted, and Problems says why.
+func sizeOnly(path string, why error) (*Mailbox, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, fi.Mode().Type())
+	}
+	mb := &Mailbox{Path: path, Format: FormatMbox, Store: path, ModTime: fi.ModTime(), Bytes: fi.Size()}
+	FillOwner(mb, fi)
+	mb.Problems = append(mb.Problems, "messages not counted, size from stat: "+errors.Unwrap(why).Error())
 	return mb, nil
 }
 

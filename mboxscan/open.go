@@ -47,6 +47,47 @@ func OpenReadOnly(path string) (*ReadOnlyFile, error) {
 	return f, nil
 }
 
+// ErrWouldMarkRead is the refusal of [OpenMboxReadOnly]: the mbox has new
+// mail, and reading it would make that mail look read for good.
+var ErrWouldMarkRead = errors.New("not read: it has new mail, and reading it would make that mail look read " +
+	"(reading sets the access time, and only the file's owner or root may set it back)")
+
+// OpenMboxReadOnly is OpenReadOnly for an mbox whose new-mail signal must
+// survive the read. Where neither O_NOATIME nor putting the access time
+// back is allowed (a reader that is neither the owner nor root, such as a
+// monitoring user in group mail) and the file has new mail, it refuses
+// with an error wrapping ErrWouldMarkRead; nothing was read.
+func OpenMboxReadOnly(path string) (*ReadOnlyFile, error) {
+	f, err := OpenReadOnly(path)
+	if err != nil || f.restoreAtime == nil {
+		return f, err
+	}
+	if WouldMarkRead(int(f.Fd())) {
+		f.File.Close() // nothing was read: nothing to put back
+		return nil, &os.PathError{Op: "read", Path: path, Err: ErrWouldMarkRead}
+	}
+	return f, nil
+}
+
+// WouldMarkRead reports whether reading the mbox open as fd, without
+// O_NOATIME, would make its new mail look read for good: it has new mail
+// (mtime after atime, in seconds, as mutt and biff compare them), its file
+// system records access times, and this process may not set them back
+// (only the owner or root may choose the times a file gets).
+func WouldMarkRead(fd int) bool {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return true
+	}
+	if st.Mtim.Sec <= st.Atim.Sec {
+		return false // no new mail to hide
+	}
+	if euid := os.Geteuid(); euid == 0 || uint32(euid) == st.Uid {
+		return false
+	}
+	return !mountNoatime(fd)
+}
+
 // Close closes the file, first putting its access time back when it was
 // opened without O_NOATIME. The modification time is left alone (UTIME_OMIT).
 func (f *ReadOnlyFile) Close() error {

@@ -146,7 +146,7 @@ func PlanMailbox(ctx context.Context, mb *mboxscan.Mailbox, pol *NoticePolicy, l
 		return rm, top.messages(), nil
 	}
 
-	f, err := mboxscan.OpenReadOnly(mb.Path)
+	f, err := mboxscan.OpenMboxReadOnly(mb.Path)
 	if err != nil {
 		return rm, nil, fmt.Errorf("dry run: %w", err)
 	}

@@ -370,7 +370,7 @@ func (p *mboxPruner) open() error {
 	}
 	flags := mode | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
 	fd, err := unix.Openat(p.dirfd, p.name, flags|oNoatime, 0)
-	p.noatime = err == nil
+	p.noatime = err == nil && oNoatime != 0
 	if errors.Is(err, unix.EPERM) {
 		fd, err = unix.Openat(p.dirfd, p.name, flags, 0)
 	}
@@ -379,6 +379,10 @@ func (p *mboxPruner) open() error {
 			return fmt.Errorf("%w: is a symlink, not followed", ErrUnsafeMailbox)
 		}
 		return fmt.Errorf("open: %w", err)
+	}
+	if !p.noatime && mboxscan.WouldMarkRead(fd) {
+		unix.Close(fd)
+		return fmt.Errorf("open: %w", mboxscan.ErrWouldMarkRead)
 	}
 	// O_NONBLOCK only kept a FIFO from hanging the open.
 	_ = unix.SetNonblock(fd, false)
