@@ -59,6 +59,11 @@ func TestNonOwnerKeepsNewMailUnread(t *testing.T) {
 	for d := spool; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
 		os.Chmod(d, 0o755)
 	}
+	for _, p := range []string{binary, spool} {
+		if d := unreachable(p); d != "" {
+			t.Skipf("%s cannot be reached by another user (%s is not searchable by others): set TMPDIR to a directory they can reach", p, d)
+		}
+	}
 	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
 	data := []byte(pruneMessage(old, "a@x") + pruneMessage(old, "b@x"))
 	write := func(name string, atime, mtime time.Time) string {
@@ -136,5 +141,19 @@ func TestNonOwnerKeepsNewMailUnread(t *testing.T) {
 	}
 	if got := atimeOf(t, fresh); got != before {
 		t.Errorf("root's scan changed the atime: %v, was %v", got, before)
+	}
+}
+
+// unreachable returns the first directory above path that others may not
+// search, or "".
+func unreachable(path string) string {
+	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return d
+		}
+		if d == "/" {
+			return ""
+		}
 	}
 }
