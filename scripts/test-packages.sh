@@ -71,10 +71,10 @@ listing=$(dpkg-deb -c "$deb")
 echo "$listing" | awk '{print $1, $6}'
 for path in \
 	./usr/bin/mailkeep \
-	./usr/share/man/man1/mailkeep.1 \
-	./usr/share/man/man1/mailkeep-scan.1 \
-	./usr/share/man/man1/mailkeep-check.1 \
-	./usr/share/man/man1/mailkeep-version.1 \
+	./usr/share/man/man1/mailkeep.1.gz \
+	./usr/share/man/man1/mailkeep-scan.1.gz \
+	./usr/share/man/man1/mailkeep-check.1.gz \
+	./usr/share/man/man1/mailkeep-version.1.gz \
 	./usr/share/bash-completion/completions/mailkeep \
 	./usr/share/zsh/vendor-completions/_mailkeep \
 	./usr/share/fish/vendor_completions.d/mailkeep.fish \
@@ -165,7 +165,7 @@ ok "mailkeep scan on a test mbox"
 # --- remove ---------------------------------------------------------------
 $sudo dpkg -r mailkeep
 [ ! -e /usr/bin/mailkeep ] || fail "/usr/bin/mailkeep is still there after dpkg -r"
-[ ! -e /usr/share/man/man1/mailkeep-scan.1 ] || fail "the man pages are still there after dpkg -r"
+[ ! -e /usr/share/man/man1/mailkeep-scan.1.gz ] || fail "the man pages are still there after dpkg -r"
 [ ! -e /usr/lib/systemd/system/mailkeep-scan.timer ] || fail "the timer is still there after dpkg -r"
 ! command -v mailkeep >/dev/null || fail "mailkeep is still on PATH after dpkg -r"
 ok "dpkg -r mailkeep: the binary, man pages and units are gone (conffiles kept)"
