@@ -166,3 +166,37 @@ func TestPruneManyTruncatedMultipart(t *testing.T) {
 	}
 	t.Logf("5000 truncated multipart messages pruned in %s", time.Since(start))
 }
+
+// The real case from the corpus: in mailarc-1.txt a reply of 16 July 1998
+// (multipart) carries a mailbox of 10 July as a message/rfc822 part, its
+// From_ line unescaped. With a cutoff between the two dates the reply
+// stays, and so must its attachment, though a reader takes it for an older
+// message of its own.
+func TestPruneCorpusForwardedMailbox(t *testing.T) {
+	const file = "../../shared/corpus/mail-mbox-messageparser/t/mailboxes/mailarc-1.txt"
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Skipf("corpus file not found (%v): the shared corpus is not here", err)
+	}
+	inner := []byte("From someone@imagecraft.com  Fri Jul 10 18:59:26 1998\n")
+	closing := []byte("\n--Troop_of_Baboons_752_000--\n")
+	if bytes.Count(data, inner) != 2 || !bytes.Contains(data, closing) {
+		t.Skip("mailarc-1.txt is not the file this test knows")
+	}
+	opts := testOpts()
+	opts.Policy = Policy{Before: time.Date(1998, 7, 12, 0, 0, 0, 0, time.UTC), IncludeFlagged: true}
+	path := filepath.Join(t.TempDir(), "mbox")
+	writeFile(t, path, data)
+	if _, err := PruneMbox(context.Background(), path, opts); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	i := bytes.Index(got, []byte("Subject: Re: Handyboard/RWP without p-code"))
+	if i < 0 {
+		t.Fatal("the reply of 16 July is gone")
+	}
+	rest := got[i:]
+	if j, k := bytes.Index(rest, inner), bytes.Index(rest, closing); j < 0 || k < j {
+		t.Errorf("the reply of 16 July lost its attached mailbox of 10 July")
+	}
+}
