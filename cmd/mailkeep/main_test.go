@@ -52,7 +52,13 @@ type result struct {
 // mailkeep runs the binary with stdout and stderr as pipes (never TTYs).
 func mailkeep(t *testing.T, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return runCmd(t, exec.Command(binary, args...))
+}
+
+// runCmd runs cmd with stdout and stderr as pipes and returns its output
+// and exit code.
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
