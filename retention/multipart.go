@@ -6,6 +6,8 @@ import (
 	"io"
 	"mime"
 	"strings"
+
+	"github.com/mailkeep/mailkeep/mboxscan"
 )
 
 // A multipart message whose closing delimiter ("--boundary--") is not at
@@ -58,6 +60,7 @@ type grouper struct {
 	group     []decision // the group being built
 	open      []byte     // the closing delimiter awaited, or nil
 	tentative []decision // the messages after the opener, while open
+	scratch   [tailWindow]byte
 }
 
 func (g *grouper) add(d decision) error {
@@ -109,11 +112,19 @@ func (g *grouper) checkOpener() error {
 	if delim == nil || d.m.Pseudo {
 		return nil
 	}
-	closed, err := g.p.tailHas(d, delim)
-	if err == nil && !closed {
+	// Most multipart messages end properly, and an opener's tail is not
+	// needed again: read it into scratch rather than keep it.
+	tail := d.tail
+	if tail == nil {
+		var err error
+		if tail, err = g.p.readTail(d.m, g.scratch[:]); err != nil {
+			return err
+		}
+	}
+	if !bytes.Contains(tail, delim) {
 		g.open = delim
 	}
-	return err
+	return nil
 }
 
 // flush decides what is left at the end of the mailbox.
@@ -140,12 +151,22 @@ func (g *grouper) flush() error {
 // span, reading them once.
 func (p *mboxPruner) tailHas(d *decision, delim []byte) (bool, error) {
 	if d.tail == nil {
-		m := d.m
-		n := min(m.Length, tailWindow)
-		d.tail = make([]byte, n)
-		if _, err := p.f.ReadAt(d.tail, m.Offset+m.Length-n); err != nil && err != io.EOF {
-			return false, fmt.Errorf("read the end of the message at offset %d: %w", m.Offset, err)
+		tail, err := p.readTail(d.m, make([]byte, tailWindow))
+		if err != nil {
+			return false, err
 		}
+		d.tail = tail
 	}
 	return bytes.Contains(d.tail, delim), nil
+}
+
+// readTail reads the last tailWindow bytes of m's span (all of a shorter
+// one) into buf, which has room for them.
+func (p *mboxPruner) readTail(m *mboxscan.Message, buf []byte) ([]byte, error) {
+	n := min(m.Length, tailWindow)
+	buf = buf[:n]
+	if _, err := p.f.ReadAt(buf, m.Offset+m.Length-n); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("read the end of the message at offset %d: %w", m.Offset, err)
+	}
+	return buf, nil
 }
