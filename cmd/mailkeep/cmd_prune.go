@@ -282,6 +282,9 @@ func runPrune(ctx context.Context, opts PruneOptions, g globalOptions, stdout, s
 		row := pruneRow(loc, res, ro.List)
 		if err != nil {
 			msg := err.Error()
+			if interrupted {
+				msg = fmt.Sprintf("interrupted after %d messages were removed; the others are untouched", res.MessagesRemoved)
+			}
 			row.Error = &msg
 			failed++
 		}

@@ -339,5 +339,10 @@ func TestPruneInterruptedMaildirReportsRemoved(t *testing.T) {
 		if reported != gone {
 			t.Errorf("SIGINT after %s: %d files removed, the report says %d\n%s", delay, gone, reported, stderr.String())
 		}
+		if gone > 0 && gone < n {
+			if len(doc.Mailboxes) != 1 || doc.Mailboxes[0].Error == nil || !strings.HasPrefix(*doc.Mailboxes[0].Error, "interrupted after") {
+				t.Errorf("SIGINT after %s: the interrupted Maildir's error does not say so: %s", delay, stdout.String())
+			}
+		}
 	}
 }
