@@ -38,6 +38,11 @@ func (s Status) String() string {
 // comes from the levels the scanner assessed.
 type CheckOptions struct {
 	Warn, Crit float64
+	// Early lists the stores WarnEarly raised (projected full within the
+	// horizon) and Trends holds their trends: the line names the one to
+	// be full soonest.
+	Early  []string
+	Trends map[string]Trend
 }
 
 const checkService = "MAILKEEP"
@@ -53,6 +58,10 @@ const checkService = "MAILKEEP"
 // holds no mailbox. When scanErr is set (a root could not be scanned) the
 // status is UNKNOWN unless it is CRITICAL, so that a failure elsewhere
 // never hides a full mailbox, and the text names the error.
+//
+// A store that growth trends project to be full within the horizon was
+// raised to warn by WarnEarly; the text then names the soonest, "projected
+// full: STORE in N days".
 //
 // The perfdata starts with the counts (mailboxes, warn, crit, skipped),
 // then one 'STORE'=BYTESB;WARN;CRIT;0;LIMIT per store, by path. The line
@@ -104,6 +113,9 @@ func Check(res *mboxscan.Result, scanErr error, opts CheckOptions) (Status, stri
 		text = append(text, fmt.Sprintf("fullest %s %s%% (%s of %s)",
 			plainText(storeKey(f)), percent(f.UsedRatio), ibytes(storeBytes(f)), ibytes(f.LimitBytes)))
 	}
+	if soon, ok := soonestFull(opts.Early, opts.Trends); ok {
+		text = append(text, fmt.Sprintf("projected full: %s in %s", plainText(soon), inDays(opts.Trends[soon].FullInDays)))
+	}
 	if len(res.Skipped) > 0 {
 		text = append(text, fmt.Sprintf("%d skipped", len(res.Skipped)))
 	}
@@ -143,6 +155,20 @@ func checkStores(res *mboxscan.Result) []*mboxscan.Mailbox {
 	}
 	slices.SortFunc(out, func(a, b *mboxscan.Mailbox) int { return strings.Compare(storeKey(a), storeKey(b)) })
 	return out
+}
+
+// soonestFull is the store of early that trends project to be full
+// first (ties by path).
+func soonestFull(early []string, trends map[string]Trend) (string, bool) {
+	if len(early) == 0 {
+		return "", false
+	}
+	return slices.MinFunc(early, func(a, b string) int {
+		if c := trends[a].FullAt.Compare(trends[b].FullAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	}), true
 }
 
 func fullest(stores []*mboxscan.Mailbox) *mboxscan.Mailbox {

@@ -4,23 +4,31 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/mailkeep/mailkeep/report"
+	"github.com/mailkeep/mailkeep/retention"
+	"github.com/mailkeep/mailkeep/retention/config"
 )
 
 // CheckOptions are the flags of check.
 type CheckOptions struct {
 	LimitOptions
 	Jobs int
+	// StateDir and Horizon: as for scan, the growth trends.
+	StateDir string
+	Horizon  retention.Age
 }
 
 // AddFlags adds check's flags to f.
 func (o *CheckOptions) AddFlags(f *pflag.FlagSet) {
 	o.LimitOptions.AddFlags(f)
 	f.IntVar(&o.Jobs, "jobs", 0, "scan `N` mailboxes at once (default: the number of CPUs)")
+	f.StringVar(&o.StateDir, "state-dir", "", "read the growth trends from the history of nightly runs in `DIR` (default: state_dir of the configuration, "+config.DefaultStateDir+")")
+	f.Var(&o.Horizon, "horizon", "warn about a store projected to be full within `AGE` (default: trend_horizon of the configuration, "+config.DefaultTrendHorizon.String()+")")
 }
 
 func (o *CheckOptions) validate() error {
@@ -52,9 +60,16 @@ and the limit.
 SIZE takes forms like 2GiB, 1.5GB, 10MB or 500000. GB and MB are powers of
 ten (1GB = 10^9 bytes); GiB and MiB powers of two (1GiB = 2^30 bytes).
 
+Growth trends: as scan does, check reads the history that "mailkeep run"
+records (state_dir/history.db, --state-dir) and warns about a store that
+its growth will fill within trend_horizon (--horizon, default 30d), naming
+the soonest: "projected full: /var/mail/bob in 12 days". Without a history
+there are no trends, and nothing is created.
+
 EXIT STATUS
   0    OK: every store is below --warn
-  1    WARNING: a store is at --warn or above, none at --crit
+  1    WARNING: a store is at --warn or above, or projected full within the
+       horizon; none at --crit
   2    CRITICAL: a store is at --crit or above (even if a PATH failed)
   3    UNKNOWN: no mailbox was found, a PATH could not be scanned, or the
        command line is wrong
@@ -82,12 +97,28 @@ func runCheck(ctx context.Context, opts CheckOptions, g globalOptions, stdout, s
 	if len(roots) == 0 {
 		roots = g.defaultRoots()
 	}
+	cfg, err := scanConfig(g)
+	if err != nil {
+		return checkUnknown(stdout, err)
+	}
+	if opts.StateDir != "" {
+		cfg.StateDir = opts.StateDir
+	}
+	if !opts.Horizon.IsZero() {
+		cfg.TrendHorizon = opts.Horizon
+	}
 	sopts := ScanOptions{LimitOptions: opts.LimitOptions, Large: 10_000_000, Jobs: opts.Jobs}
 	res, scanErr := scanRoots(ctx, g, stderr, roots, sopts.scannerOptions())
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("check: %w", err)
 	}
-	status, line := report.Check(res, scanErr, report.CheckOptions{Warn: opts.Warn, Crit: opts.Crit})
+	copts := report.CheckOptions{Warn: opts.Warn, Crit: opts.Crit}
+	if res != nil && !cfg.TrendHorizon.IsZero() {
+		now := g.clock()
+		copts.Trends = scanTrends(ctx, res, filepath.Join(cfg.StateDir, historyFile), cfg.TrendPoints, now)
+		copts.Early = report.WarnEarly(res, copts.Trends, horizonEnd(now, cfg.TrendHorizon))
+	}
+	status, line := report.Check(res, scanErr, copts)
 	if _, err := fmt.Fprintln(stdout, line); err != nil {
 		return &exitStatus{code: int(report.StatusUnknown), err: fmt.Errorf("write status: %w", err)}
 	}

@@ -241,3 +241,43 @@ func TestNotifyTrends(t *testing.T) {
 		t.Errorf("exit %d, notice without a history:\n%s", r.code, r.stdout)
 	}
 }
+
+// TestCheckTrends: check reads the same history, so a store that its
+// growth will fill within the horizon is a WARNING, named in the line.
+func TestCheckTrends(t *testing.T) {
+	dir := t.TempDir()
+	mail := filepath.Join(dir, "mail")
+	msg := mboxMessage(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), "m@x", 0)
+	for _, u := range []string{"grow", "flat"} {
+		writeFile(t, filepath.Join(mail, u), msg)
+	}
+	var grow, flat []int64
+	for i := range 10 {
+		grow = append(grow, 100_000+10_000*int64(i)) // full in 20 days
+		flat = append(flat, 50_000)
+	}
+	state := filepath.Join(dir, "state")
+	seedHistory(t, state, 400_000, map[string][]int64{
+		filepath.Join(mail, "grow"): grow, filepath.Join(mail, "flat"): flat,
+	})
+
+	r := runInProcess(t, false, "check", "--limit", "400000", "--state-dir", state, mail)
+	if r.code != 1 || !strings.HasPrefix(r.stdout, "MAILKEEP WARNING - 1 warn of 2 mailboxes; ") ||
+		!strings.Contains(r.stdout, "; projected full: "+filepath.Join(mail, "grow")+" in 20 days |") {
+		t.Errorf("with a growing store: exit %d, %q", r.code, r.stdout)
+	}
+	// A horizon shorter than 20 days: nothing to warn about.
+	r = runInProcess(t, false, "check", "--limit", "400000", "--state-dir", state, "--horizon", "14d", mail)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "MAILKEEP OK - 2 mailboxes below 80%") || strings.Contains(r.stdout, "projected") {
+		t.Errorf("--horizon 14d: exit %d, %q", r.code, r.stdout)
+	}
+	// No history: no trends, and none is created.
+	empty := filepath.Join(dir, "empty")
+	r = runInProcess(t, false, "check", "--limit", "400000", "--state-dir", empty, mail)
+	if r.code != 0 || strings.Contains(r.stdout, "projected") {
+		t.Errorf("without a history: exit %d, %q", r.code, r.stdout)
+	}
+	if _, err := os.Stat(empty); !os.IsNotExist(err) {
+		t.Errorf("check created %s", empty)
+	}
+}
