@@ -93,7 +93,12 @@ recursively. With no PATH, /var/mail is scanned. A Maildir++ folder (.Trash,
 .Sent …) is its own row; a Maildir's level is computed on the whole store,
 against its maildirsize quota when one is set, else against --limit.
 
-Scan is read-only: it changes no byte, flag, time stamp or file name.
+Scan is read-only: it changes no byte, flag, time stamp or file name. Not
+even the access time, which mutt and biff compare with the modification
+time to tell new mail: mboxes are read with O_NOATIME, or their access
+time is put back. A reader that is neither an mbox's owner nor root may do
+neither, so it measures an mbox with new mail by its size alone, with the
+problem "messages not counted, size from stat".
 
 Formats (--format):
   table  on a terminal, aligned columns with a header, then skipped files,
