@@ -114,7 +114,7 @@ func Check(res *mboxscan.Result, scanErr error, opts CheckOptions) (Status, stri
 			plainText(storeKey(f)), percent(f.UsedRatio), ibytes(storeBytes(f)), ibytes(f.LimitBytes)))
 	}
 	if soon, ok := soonestFull(opts.Early, opts.Trends); ok {
-		text = append(text, fmt.Sprintf("projected full: %s in %s", plainText(soon), inDays(opts.Trends[soon].FullInDays)))
+		text = append(text, fmt.Sprintf("projected full: %s in %s", plainText(soon), InDays(opts.Trends[soon].FullInDays)))
 	}
 	if len(res.Skipped) > 0 {
 		text = append(text, fmt.Sprintf("%d skipped", len(res.Skipped)))

@@ -113,13 +113,14 @@ func WarnEarly(res *mboxscan.Result, trends map[string]Trend, until time.Time) [
 		m := &res.Mailboxes[first[key]]
 		t := trends[key]
 		m.Problems = append(m.Problems, fmt.Sprintf("projected full in %s (growth %s/day)",
-			inDays(t.FullInDays), ibytes(int64(math.Round(t.BytesPerDay)))))
+			InDays(t.FullInDays), ibytes(int64(math.Round(t.BytesPerDay)))))
 	}
 	return warned
 }
 
-// inDays says "N days", "1 day" or "less than a day".
-func inDays(d float64) string {
+// InDays says "N days", "1 day" or "less than a day": how the reports
+// and the commands write a time to full.
+func InDays(d float64) string {
 	switch {
 	case d < 1:
 		return "less than a day"

@@ -199,7 +199,7 @@ func writeHistoryTable(w io.Writer, path string, isStore bool, pts []history.Poi
 	line := fmt.Sprintf("\ntrend over %d runs: %s a day", trend.Points, growth)
 	if trend.FullInDays != nil {
 		at, _ := time.Parse(time.RFC3339, *trend.FullAt)
-		line += fmt.Sprintf(", full in %s (%s) at %s", daysText(*trend.FullInDays), at.Local().Format(time.DateOnly), humanize.IBytes(uint64(trend.LimitBytes)))
+		line += fmt.Sprintf(", full in %s (%s) at %s", report.InDays(*trend.FullInDays), at.Local().Format(time.DateOnly), humanize.IBytes(uint64(trend.LimitBytes)))
 		if trend.WithinHorizon {
 			line += "  WARNING: within the trend horizon"
 		}

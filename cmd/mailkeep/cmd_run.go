@@ -544,7 +544,7 @@ func (r *runner) fitTrends(ctx context.Context) {
 			rt.WithinHorizon = !tr.FullAt.After(horizonEnd(r.now, horizon))
 		}
 		if rt.WithinHorizon {
-			r.warn("%s: full in %s (%s) at %s a day", report.Printable(st), daysText(tr.DaysToFull),
+			r.warn("%s: full in %s (%s) at %s a day", report.Printable(st), report.InDays(tr.DaysToFull),
 				tr.FullAt.Format(time.DateOnly), humanize.IBytes(uint64(max(tr.BytesPerDay, 0))))
 		}
 		r.trends = append(r.trends, rt)
@@ -554,17 +554,6 @@ func (r *runner) fitTrends(ctx context.Context) {
 // horizonEnd is now plus the age a.
 func horizonEnd(now time.Time, a retention.Age) time.Time {
 	return now.Add(now.Sub(a.Before(now)))
-}
-
-// daysText says "N days", or "less than a day".
-func daysText(d float64) string {
-	switch {
-	case d < 1:
-		return "less than a day"
-	case d < 2:
-		return "1 day"
-	}
-	return strconv.Itoa(int(d)) + " days"
 }
 
 // applyPolicies applies to each mailbox the first policy that matches it:
