@@ -73,3 +73,47 @@ type Result struct {
 	Mailboxes []Mailbox // in a stable order: by path
 	Skipped   []Skipped // by path
 }
+
+// add counts one message into the mailbox's figures.
+func (mb *Mailbox) add(m *Message, large int64) {
+	if m.Pseudo {
+		return
+	}
+	mb.Messages++
+	if d := m.Date(DateReceived); d.IsZero() {
+		mb.Undated++
+	} else {
+		mb.dated(d, d)
+	}
+	mb.LargestBytes = max(mb.LargestBytes, m.Length)
+	if m.Length > large {
+		mb.LargeMessages++
+	}
+	if m.Bounce() {
+		mb.Bounces++
+	}
+}
+
+// merge adds the figures o counted (as add does, and Bytes) to mb's: the
+// Maildir readers each count a share of a folder.
+func (mb *Mailbox) merge(o *Mailbox) {
+	mb.Messages += o.Messages
+	mb.Bytes += o.Bytes
+	mb.Undated += o.Undated
+	mb.LargeMessages += o.LargeMessages
+	mb.Bounces += o.Bounces
+	mb.LargestBytes = max(mb.LargestBytes, o.LargestBytes)
+	if !o.Oldest.IsZero() {
+		mb.dated(o.Oldest, o.Newest)
+	}
+}
+
+// dated widens mb's date range to take in [oldest, newest].
+func (mb *Mailbox) dated(oldest, newest time.Time) {
+	if mb.Oldest.IsZero() || oldest.Before(mb.Oldest) {
+		mb.Oldest = oldest
+	}
+	if newest.After(mb.Newest) {
+		mb.Newest = newest
+	}
+}

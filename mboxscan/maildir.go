@@ -453,33 +453,15 @@ func ReadMaildirFolder(ctx context.Context, dir string, fn func(*Message) error)
 
 // maildirStats aggregates the messages one goroutine read.
 type maildirStats struct {
-	messages, undated, large, bounces, vanished int
-	bytes, largest                              int64
-	oldest, newest                              time.Time
-	errs                                        []string
-	errCount                                    int
+	counted  Mailbox // what Mailbox.add counts, and Bytes
+	vanished int
+	errs     []string
+	errCount int
 }
 
 func (s *maildirStats) add(m *Message, large int64) {
-	s.messages++
-	s.bytes += m.Length
-	if d := m.Date(DateReceived); d.IsZero() {
-		s.undated++
-	} else {
-		if s.oldest.IsZero() || d.Before(s.oldest) {
-			s.oldest = d
-		}
-		if d.After(s.newest) {
-			s.newest = d
-		}
-	}
-	s.largest = max(s.largest, m.Length)
-	if m.Length > large {
-		s.large++
-	}
-	if m.Bounce() {
-		s.bounces++
-	}
+	s.counted.add(m, large)
+	s.counted.Bytes += m.Length
 }
 
 func (s *maildirStats) fail(err error) {
@@ -494,19 +476,8 @@ func (s *maildirStats) fail(err error) {
 }
 
 func (s *maildirStats) merge(o *maildirStats) {
-	s.messages += o.messages
-	s.undated += o.undated
-	s.large += o.large
-	s.bounces += o.bounces
+	s.counted.merge(&o.counted)
 	s.vanished += o.vanished
-	s.bytes += o.bytes
-	s.largest = max(s.largest, o.largest)
-	if !o.oldest.IsZero() && (s.oldest.IsZero() || o.oldest.Before(s.oldest)) {
-		s.oldest = o.oldest
-	}
-	if o.newest.After(s.newest) {
-		s.newest = o.newest
-	}
 	s.errCount += o.errCount
 	for _, e := range o.errs {
 		if len(s.errs) < maildirMaxProblems {
@@ -637,13 +608,7 @@ func ScanMaildirFolder(ctx context.Context, dir, store, folder string, opts Opti
 	for i := range stats {
 		total.merge(&stats[i])
 	}
-	mb.Messages = total.messages
-	mb.Bytes = total.bytes
-	mb.Oldest, mb.Newest = total.oldest, total.newest
-	mb.Undated = total.undated
-	mb.LargestBytes = total.largest
-	mb.LargeMessages = total.large
-	mb.Bounces = total.bounces
+	mb.merge(&total.counted)
 	mb.Problems = append(mb.Problems, total.errs...)
 	if more := total.errCount - len(total.errs); more > 0 {
 		mb.Problems = append(mb.Problems, fmt.Sprintf("%d more message files could not be read", more))

@@ -893,33 +893,6 @@ func sizeOnly(path string, why error) (*Mailbox, error) {
 	return mb, nil
 }
 
-// add counts one message into the mailbox's figures.
-func (mb *Mailbox) add(m *Message, large int64) {
-	if m.Pseudo {
-		return
-	}
-	mb.Messages++
-	if d := m.Received; d.IsZero() {
-		mb.Undated++
-	} else {
-		if mb.Oldest.IsZero() || d.Before(mb.Oldest) {
-			mb.Oldest = d
-		}
-		if d.After(mb.Newest) {
-			mb.Newest = d
-		}
-	}
-	if m.Length > mb.LargestBytes {
-		mb.LargestBytes = m.Length
-	}
-	if m.Length > large {
-		mb.LargeMessages++
-	}
-	if m.Bounce() {
-		mb.Bounces++
-	}
-}
-
 // LooksLikeMbox reports whether head, the first bytes of a file, starts
 // like an mbox: a From_ line, possibly after blank lines.
 func LooksLikeMbox(head []byte) bool {
