@@ -363,30 +363,16 @@ func cleanStaleTemps(dirfd int, name string) (notes []string, err error) {
 	return notes, nil
 }
 
+// removeIfStale removes the rewrite's temporary file n when its writer,
+// which holds a flock on it until it exits, is gone.
 func removeIfStale(dirfd int, n string) (bool, error) {
-	fd, err := unix.Openat(dirfd, n, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	removed, err := mboxlock.RemoveUnused(dirfd, n, func(fd int, _ *unix.Stat_t) bool {
+		return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil // else its writer is alive
+	})
 	if err != nil {
-		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) {
-			return false, nil // gone, or a symlink someone planted: not ours
-		}
-		return false, fmt.Errorf("open stale temporary file %s: %w", n, err)
+		return false, fmt.Errorf("stale temporary file: %w", err)
 	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return false, nil
-	}
-	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return false, nil // its writer is alive
-	}
-	var lst unix.Stat_t
-	if err := unix.Fstatat(dirfd, n, &lst, unix.AT_SYMLINK_NOFOLLOW); err != nil || lst.Ino != st.Ino || lst.Dev != st.Dev {
-		return false, nil
-	}
-	if err := unix.Unlinkat(dirfd, n, 0); err != nil && !errors.Is(err, unix.ENOENT) {
-		return false, fmt.Errorf("remove stale temporary file %s: %w", n, err)
-	}
-	return true, nil
+	return removed, nil
 }
 
 // crashAt is the test-only crash hook: when the environment variable

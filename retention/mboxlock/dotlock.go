@@ -111,32 +111,39 @@ func RemoveLeftover(dirfd int, name string) (bool, error) {
 	if err != nil || pid <= 0 {
 		return false, nil
 	}
+	dead := !alive(pid)
+	switch parts[0] {
+	case "lock":
+		return RemoveUnused(dirfd, name, func(fd int, st *unix.Stat_t) bool {
+			if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+				return false // its maker is alive
+			}
+			return dead || time.Since(time.Unix(st.Mtim.Unix())) >= pidGrace
+		})
+	case "stale":
+		return RemoveUnused(dirfd, name, func(int, *unix.Stat_t) bool { return dead })
+	}
+	return false, nil
+}
+
+// RemoveUnused removes the regular file name in the directory dirfd when
+// unused, given the file open (read-only, never following a symlink) and
+// its fstat, says it may go, and the name still names that file; it
+// reports whether it did. A file that is gone, a symlink or anything but a
+// regular file is left alone. It is how leftover temporary files are
+// cleared: unused usually checks that the flock their maker holds for its
+// whole life can be taken.
+func RemoveUnused(dirfd int, name string, unused func(fd int, st *unix.Stat_t) bool) (bool, error) {
 	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) {
 			return false, nil // gone, or a symlink someone planted: not ours
 		}
-		return false, fmt.Errorf("open leftover lock file %s: %w", name, err)
+		return false, &os.PathError{Op: "open", Path: name, Err: err}
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return false, nil
-	}
-	dead := !alive(pid)
-	switch parts[0] {
-	case "lock":
-		if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
-			return false, nil // its maker is alive
-		}
-		if !dead && time.Since(time.Unix(st.Mtim.Unix())) < pidGrace {
-			return false, nil
-		}
-	case "stale":
-		if !dead {
-			return false, nil
-		}
-	default:
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG || !unused(fd, &st) {
 		return false, nil
 	}
 	var now unix.Stat_t
@@ -144,7 +151,7 @@ func RemoveLeftover(dirfd int, name string) (bool, error) {
 		return false, nil
 	}
 	if err := unix.Unlinkat(dirfd, name, 0); err != nil && !errors.Is(err, unix.ENOENT) {
-		return false, fmt.Errorf("remove leftover lock file %s: %w", name, err)
+		return false, &os.PathError{Op: "remove", Path: name, Err: err}
 	}
 	return true, nil
 }
