@@ -25,8 +25,11 @@ import (
 type RewriteMode string
 
 const (
-	// RewriteAuto renames where the directory allows it, else rewrites in
-	// place (and says why in the Result's notes).
+	// RewriteAuto renames where it is safe and possible, else rewrites in
+	// place and says why in the Result's notes: where Dovecot or UW-IMAP
+	// keep state in the mailbox, where the directory is not writable, or
+	// where a new file could not get the mailbox's owner and group (see
+	// chooseMode).
 	RewriteAuto RewriteMode = "auto"
 	// RewriteRename writes a new file beside the mailbox and renames it
 	// over the mailbox: atomic, but the inode changes.
