@@ -215,7 +215,7 @@ func (p *mboxPruner) run() error {
 	// Whatever a killed run left next to this mailbox goes first, whether
 	// or not this run has anything to remove: a run killed while taking or
 	// releasing the dotlock leaves a file even when its work was done.
-	if notes, err := cleanStaleTemps(p.dirfd, p.name); err != nil {
+	if notes, err := cleanStaleTemps(p.opts.Listings, p.dirfd, p.dir, p.name); err != nil {
 		return err
 	} else {
 		p.res.Notes = append(p.res.Notes, notes...)

@@ -739,3 +739,48 @@ func expectedKept(t *testing.T, data []byte, opts Options) ([]byte, int) {
 }
 
 var _ = syscall.SIGKILL
+
+// With a Listings, a directory is listed once for all the prunes in it,
+// and each prune still clears what killed runs left for its own mailbox.
+func TestPruneMboxSharedListing(t *testing.T) {
+	c := mixedCase("\n")
+	dir := t.TempDir()
+	var boxes []string
+	for _, name := range []string{"alice", "bob", "carol"} {
+		p := filepath.Join(dir, name)
+		writeFile(t, p, c.all.Bytes())
+		boxes = append(boxes, p)
+	}
+	// Left by killed runs: a rewrite's temporary file for bob, a
+	// renamed-aside dotlock for carol.
+	bobTemp := filepath.Join(dir, ".bob"+tmpInfix+"99999.dead")
+	carolAside := filepath.Join(dir, mboxlock.LeftoverPrefix("carol")+"stale."+testHostTag()+"."+strconv.Itoa(deadPID(t))+".0000000000000003")
+	writeFile(t, bobTemp, []byte("partial"))
+	writeFile(t, carolAside, []byte("123\n"))
+	opts := testOpts()
+	opts.Listings = &Listings{}
+	for _, p := range boxes {
+		res, err := PruneMbox(context.Background(), p, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, c.kept.Bytes()) {
+			t.Errorf("%s is not the intended result", p)
+		}
+		wantNotes := 0
+		if p != boxes[0] {
+			wantNotes = 1
+		}
+		if len(res.Notes) != wantNotes {
+			t.Errorf("%s: notes %q, want %d", p, res.Notes, wantNotes)
+		}
+	}
+	for _, p := range []string{bobTemp, carolAside} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s not removed", filepath.Base(p))
+		}
+	}
+	if n := len(opts.Listings.dirs); n != 1 {
+		t.Errorf("%d directories listed, want 1", n)
+	}
+}

@@ -43,6 +43,10 @@ type Options struct {
 	// "" means StateDir. It must survive a reboot (not a tmpfs): a crash
 	// is finished from it.
 	TmpDir string
+	// Listings, when set, lists each directory once for all the prunes
+	// that share it, to find what killed runs left beside each mailbox
+	// (see [Listings]); nil lists the mailbox's directory at every prune.
+	Listings *Listings
 }
 
 func (o Options) now() time.Time {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -326,12 +328,62 @@ func tsAfter(a, b unix.Timespec) bool {
 }
 
 // cleanStaleTemps removes the temporary files a killed run left for the
-// mailbox name in the directory: its rewrites' and its dotlocks'. Called
-// under the mailbox's locks, so no other prune of this mailbox is
-// running; and a file is removed only when its maker is gone (a rewrite
-// holds a flock on its file until it exits; mboxlock.RemoveLeftover has
-// its own rules), so a file still being written is never touched.
-func cleanStaleTemps(dirfd int, name string) (notes []string, err error) {
+// mailbox name in the directory dir (open as dirfd): its rewrites' and its
+// dotlocks'. Called under the mailbox's locks, so no other prune of this
+// mailbox is running; and a file is removed only when its maker is gone (a
+// rewrite holds a flock on its file until it exits; mboxlock.RemoveLeftover
+// has its own rules), so a file still being written is never touched.
+func cleanStaleTemps(ls *Listings, dirfd int, dir, name string) (notes []string, err error) {
+	names, err := ls.names(dirfd, dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, kind := range []struct {
+		prefix string
+		remove func(dirfd int, name string) (bool, error)
+	}{
+		{tmpPrefix(name), removeIfStale},
+		{mboxlock.LeftoverPrefix(name), mboxlock.RemoveLeftover},
+	} {
+		i, _ := slices.BinarySearch(names, kind.prefix)
+		for _, n := range names[i:] {
+			if !strings.HasPrefix(n, kind.prefix) {
+				break
+			}
+			removed, err := kind.remove(dirfd, n)
+			if err != nil {
+				return notes, err
+			}
+			if removed {
+				notes = append(notes, "removed "+n+", a temporary file left by an interrupted run")
+			}
+		}
+	}
+	return notes, nil
+}
+
+// Listings lists each directory once for a run of many prunes. A prune
+// looks in its mailbox's directory for the temporary files that killed
+// runs left there; over a spool of thousands of mailboxes, listing the
+// directory at every prune made a run that removed nothing ten times
+// slower. With Listings, each directory is listed when its first mailbox
+// is pruned: what a run that dies later leaves is cleared by the next
+// run. The zero value is ready to use and safe for concurrent use.
+type Listings struct {
+	mu   sync.Mutex
+	dirs map[string][]string // directory path → sorted names
+}
+
+// names returns the sorted names in dir, open as dirfd: the listing ls
+// holds, or a fresh one when ls is nil.
+func (ls *Listings) names(dirfd int, dir string) ([]string, error) {
+	if ls != nil {
+		ls.mu.Lock()
+		defer ls.mu.Unlock()
+		if names, ok := ls.dirs[dir]; ok {
+			return names, nil
+		}
+	}
 	dfd, err := unix.Openat(dirfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("list directory: %w", err)
@@ -342,25 +394,14 @@ func cleanStaleTemps(dirfd int, name string) (notes []string, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("list directory: %w", err)
 	}
-	prefix, lockPrefix := tmpPrefix(name), mboxlock.LeftoverPrefix(name)
-	for _, n := range names {
-		var removed bool
-		switch {
-		case strings.HasPrefix(n, prefix):
-			removed, err = removeIfStale(dirfd, n)
-		case strings.HasPrefix(n, lockPrefix):
-			removed, err = mboxlock.RemoveLeftover(dirfd, n)
-		default:
-			continue
+	slices.Sort(names)
+	if ls != nil {
+		if ls.dirs == nil {
+			ls.dirs = map[string][]string{}
 		}
-		if err != nil {
-			return notes, err
-		}
-		if removed {
-			notes = append(notes, "removed "+n+", a temporary file left by an interrupted run")
-		}
+		ls.dirs[dir] = names
 	}
-	return notes, nil
+	return names, nil
 }
 
 // removeIfStale removes the rewrite's temporary file n when its writer,

@@ -59,7 +59,8 @@ func (o *PruneOptions) AddFlags(f *pflag.FlagSet) {
 // retentionOptions validates the flags and turns them into the options of
 // the retention package; every mistake is a usage error.
 func (o *PruneOptions) retentionOptions(g globalOptions) (retention.Options, error) {
-	var ro retention.Options
+	// Each spool directory is listed once for all its prunes.
+	ro := retention.Options{Listings: &retention.Listings{}}
 	pol, set, err := o.SelectionOptions.policy()
 	if err != nil {
 		return ro, err

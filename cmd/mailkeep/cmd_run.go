@@ -346,6 +346,8 @@ type runner struct {
 	// storeTrends are the trends again, by store, for the notices.
 	storeTrends map[string]report.Trend
 	notify      *notifier
+	// listings: each spool directory is listed once for all its prunes.
+	listings retention.Listings
 }
 
 func (r *runner) warn(format string, args ...any) { warnf(r.stderr, format, args...) }
@@ -703,6 +705,7 @@ func minTime(a, b time.Time) time.Time {
 // archive_dir when archive is set.
 func (r *runner) prune(ctx context.Context, mb *mboxscan.Mailbox, p retention.Policy, archive bool) {
 	o := retention.Options{
+		Listings:   &r.listings,
 		Policy:     p,
 		Now:        r.now,
 		DryRun:     r.s.dryRun,
